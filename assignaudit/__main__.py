@@ -1,0 +1,3 @@
+from assignaudit.cli import main
+
+main()

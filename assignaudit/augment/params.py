@@ -1,0 +1,47 @@
+"""Frozen parameters of the augmentation operations replayed by `assignaudit.augment` (spec §9)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+
+@dataclass(frozen=True)
+class WorldFlip:
+    """OpenPCDet ``random_world_flip``: per axis in list order, p = 0.5. 'x': y -> -y, yaw -> -yaw, vy -> -vy;
+    'y': x -> -x, yaw -> -(yaw + pi), vx -> -vx."""
+
+    axes: tuple[str, ...] = ("x", "y")
+
+
+@dataclass(frozen=True)
+class WorldRotation:
+    """OpenPCDet ``random_world_rotation``: alpha ~ U(lo, hi), counter-clockwise about z; velocity rotates too."""
+
+    angle_range_rad: tuple[float, float] = (-0.3925, 0.3925)
+
+
+@dataclass(frozen=True)
+class WorldScaling:
+    """OpenPCDet ``random_world_scaling``: s ~ U(lo, hi); xyz, dims and velocity scale; skipped if hi - lo < 1e-3."""
+
+    scale_range: tuple[float, float] = (0.95, 1.05)
+
+
+@dataclass(frozen=True)
+class WorldTranslation:
+    """OpenPCDet ``random_world_translation``: t ~ N(0, std) per axis added to the centres; velocity unchanged."""
+
+    std_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class GTSampling:
+    """OpenPCDet ``gt_sampling`` (DataBaseSampler) on boxes: paste database objects that do not collide."""
+
+    sample_groups: tuple[tuple[str, int], ...]  # (class, group_num) in SAMPLE_GROUPS order
+    min_points: tuple[tuple[str, int], ...] = ()  # PREPARE.filter_by_min_points, per class
+    limit_whole_scene: bool = True
+
+
+AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling]

@@ -1,0 +1,103 @@
+"""The typer application and what every command shares: error handling and option aliases.
+
+Exit codes (stable; CI depends on them): 0 ok, 1 gate violated, 2 usage/config/input error.
+Domain code raises `assignaudit.errors.AssignAuditError`; only this layer turns it into an exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional, TypeVar
+
+import typer
+
+from assignaudit import __version__
+from assignaudit.errors import AssignAuditError
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    name="assignaudit",
+    help="Audit how 3D detectors turn ground truth into training targets (positives, negatives, ignores).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
+    """Print ``error: message`` as one line on stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def cli_errors(func: F) -> F:
+    """Turn user-input errors into one stderr line and exit code 2 (never a traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except AssignAuditError as err:
+            raise fail(str(err).splitlines()[0] if str(err) else err.__class__.__name__, err.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"assignaudit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """assignaudit: count positives/negatives/ignores per class and range band before you train."""
+
+
+# ---- option aliases shared by the commands (defined once) ------------------------------------------------------------
+DatarootOpt = Annotated[
+    Optional[Path],
+    typer.Option("--dataroot", help="nuScenes dataroot (default: the bundled fixture).", show_default=False),
+]
+VersionOpt = Annotated[
+    Optional[str], typer.Option("--version", "--nusc-version", help="nuScenes version, e.g. v1.0-mini.")
+]
+SplitOpt = Annotated[
+    Optional[str],
+    typer.Option("--split", "--eval_set", "--eval-set",
+                 help="Devkit split (train, val, mini_train, ...) or a name from splits.json."),
+]
+BoxesOpt = Annotated[
+    Optional[Path],
+    typer.Option("--boxes", help="A generic Parquet/CSV box table instead of nuScenes."),
+]
+BandsOpt = Annotated[
+    Optional[str], typer.Option("--bands", help="BEV range band edges in metres, e.g. 0,20,30,40,50.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+OutOpt = Annotated[Path, typer.Option("--out", "--output-dir", help="Report directory.")]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from assignaudit.cli import app as _registered  # noqa: F401  (imports register the commands)
+
+    try:
+        app()
+    except AssignAuditError as err:  # raised outside a decorated command (e.g. in a callback)
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_USAGE)

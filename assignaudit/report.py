@@ -1,0 +1,132 @@
+"""Parquet reports: atomic writes and the ``assignaudit`` provenance metadata every report file carries.
+
+Each file gets a key-value metadata entry ``assignaudit`` holding JSON: the tool version, the command line, the
+report kind and schema version, and whatever the command adds (resolved config and its sha256, dataset version
+and split, seed, replays, device, torch version). The CI gate reads it back to refuse comparing apples to pears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from assignaudit import __version__
+from assignaudit.errors import ReportError
+
+METADATA_KEY = "assignaudit"
+SCHEMA_VERSION = 1
+
+
+def config_sha256(resolved_config: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a resolved config (sorted keys, no whitespace)."""
+    text = json.dumps(resolved_config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def base_metadata(kind: str, **fields: Any) -> dict[str, Any]:
+    """Metadata common to every report: tool, versions, command line; ``fields`` are added verbatim."""
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover
+        torch_version = None
+    meta: dict[str, Any] = {
+        "tool": "assignaudit",
+        "tool_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "command_line": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "python_version": platform.python_version(),
+        "torch_version": torch_version,
+    }
+    meta.update(fields)
+    return meta
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory and ``os.replace``: readers never see a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_parquet(path: Path, table: pd.DataFrame | pa.Table, metadata: Mapping[str, Any],
+                  schema: pa.Schema | None = None) -> Path:
+    """Write ``table`` to ``path`` atomically with the ``assignaudit`` JSON metadata."""
+    path = Path(path)
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+    elif schema is not None:
+        table = table.cast(schema)
+    existing = dict(table.schema.metadata or {})
+    existing.pop(b"pandas", None)
+    existing[METADATA_KEY.encode()] = json.dumps(metadata, sort_keys=True, default=str).encode()
+    table = table.replace_schema_metadata(existing)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The ``assignaudit`` metadata of a report file; `ReportError` if it is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"report file not found: {path}")
+    try:
+        schema = pq.read_schema(path)
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise ReportError(f"not a readable Parquet file: {path} ({err.__class__.__name__})") from err
+    raw = (schema.metadata or {}).get(METADATA_KEY.encode())
+    if raw is None:
+        raise ReportError(f"not an assignaudit report (no '{METADATA_KEY}' metadata): {path}")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ReportError(f"corrupt assignaudit metadata in {path}") from err
+
+
+def read_report(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read a report file and its metadata."""
+    meta = read_metadata(path)
+    try:
+        df = pq.read_table(path).to_pandas()
+    except Exception as err:
+        raise ReportError(f"cannot read report {path}: {err}") from err
+    return df, meta

@@ -1,0 +1,41 @@
+"""Column names of every Parquet report, in order (one place; the CI gate and the tests read them from here)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- count -------------------------------------------------------------------------------------------------------
+SUMMARY_COLUMNS: Final = (
+    "class", "band", "band_lo", "band_hi", "num_gt", "num_pos", "num_neg", "num_ignore", "num_forced",
+    "num_gt_zero_pos", "pos_per_gt", "iou_pos_p10", "iou_pos_p50",
+)
+OBJECTS_COLUMNS: Final = (
+    "sample_token", "replay", "ann_token", "source", "class", "x", "y", "z", "dx", "dy", "dz", "yaw", "dist", "band",
+    "num_lidar_pts", "num_pos", "num_forced", "max_iou", "zero_pos_reason",
+)
+FRAMES_COLUMNS: Final = ("sample_token", "replay", "class", "num_gt", "num_pos", "num_neg", "num_ignore")
+
+SUMMARY_FILE: Final = "summary.parquet"
+OBJECTS_FILE: Final = "objects.parquet"
+FRAMES_FILE: Final = "frames.parquet"
+
+# zero_pos_reason values
+REASON_NO_OVERLAP: Final = "no_overlap"  # best IoU with every anchor of its class is exactly 0
+REASON_TAKEN: Final = "taken_by_other_gt"  # its maximal anchors went to another GT via the identity rule
+REASON_BELOW_MIN_POS_IOU: Final = "below_min_pos_iou"  # mmdet: best IoU < min_pos_iou and < pos threshold
+
+# ---- yaw ---------------------------------------------------------------------------------------------------------
+YAW_SUMMARY_COLUMNS: Final = (
+    "class", "band", "num_pred", "num_gt", "num_matched", "mean_abs_yaw_err", "median_abs_yaw_err", "num_flips",
+    "flip_rate", "num_swaps_90", "aoe_nusc", "num_dup_pre_nms", "dup_rate_pre_nms", "num_dup_post_nms",
+    "dup_rate_post_nms", "tp_lost_by_nms",
+)
+YAW_HIST_COLUMNS: Final = ("class", "band", "bin_lo", "bin_hi", "count")
+PREDICTIONS_COLUMNS: Final = (
+    "sample_token", "index", "class", "score", "x", "y", "z", "dx", "dy", "dz", "yaw", "matched_ann_token",
+    "center_dist", "yaw_residual", "is_flip", "is_duplicate", "kept_by_nms",
+)
+YAW_SUMMARY_FILE: Final = "yaw_summary.parquet"
+YAW_HIST_FILE: Final = "yaw_hist.parquet"
+PREDICTIONS_FILE: Final = "predictions.parquet"
+NMS_SWEEP_FILE: Final = "nms_sweep.parquet"
