@@ -1,8 +1,6 @@
-"""Command-line interface. Each command lives in its own module and registers itself on `app`."""
+"""Command-line interface. Each command lives in its own module and registers itself on `app` when imported."""
 
 from assignaudit.cli.app import app, main
-
-# Importing a command module registers its command(s) on `app`.
-from assignaudit.cli import info as _info  # noqa: E402,F401
+from assignaudit.cli import info, config_cmd, count, yaw, gate  # noqa: E402,F401  (registration)
 
 __all__ = ["app", "main"]

@@ -1,0 +1,3 @@
+"""`assignaudit count` (command module; registers itself on the shared app)."""
+
+from assignaudit.cli.app import app  # noqa: F401

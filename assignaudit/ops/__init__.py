@@ -1,0 +1,1 @@
+"""Public geometry ops (see the module docstrings)."""

@@ -1,0 +1,1 @@
+"""`assignaudit yaw`: yaw residuals, flips and duplicates on predictions."""
