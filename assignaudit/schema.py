@@ -39,3 +39,10 @@ YAW_SUMMARY_FILE: Final = "yaw_summary.parquet"
 YAW_HIST_FILE: Final = "yaw_hist.parquet"
 PREDICTIONS_FILE: Final = "predictions.parquet"
 NMS_SWEEP_FILE: Final = "nms_sweep.parquet"
+# Added by `yaw` (additive): columns written after the fixed ones above, and the NMS sweep report.
+YAW_SUMMARY_EXTRA_COLUMNS: Final = ("num_dup_gt", "num_kept_nms")
+PREDICTIONS_EXTRA_COLUMNS: Final = ("is_duplicate_gt", "band")
+NMS_SWEEP_COLUMNS: Final = (
+    "class", "nms_type", "nms_value", "num_pred", "num_kept", "num_dup_before", "num_dup_left", "dup_rate_left",
+    "tp_before", "tp_after", "tp_lost",
+)

@@ -1,0 +1,31 @@
+"""Seeded, deterministic replay of the augmentation list (flip, rotation, scaling, translation, gt_sampling) and
+the post-augmentation GT filters. See `assignaudit.augment.replay` for the pipeline order and the seeding."""
+
+from assignaudit.augment.database import ClassDatabase, GTDatabase, build_database
+from assignaudit.augment.frame import (
+    DROP_CLASS_FILTER,
+    DROP_MIN_POINTS,
+    DROP_OUT_OF_RANGE,
+    DROP_REASONS,
+    SOURCE_DATASET,
+    SOURCE_GT_SAMPLING,
+    AugmentedFrame,
+    DroppedGT,
+)
+from assignaudit.augment.replay import AugmentationReplay, stable_int
+
+__all__ = [
+    "AugmentationReplay",
+    "AugmentedFrame",
+    "ClassDatabase",
+    "DroppedGT",
+    "GTDatabase",
+    "build_database",
+    "stable_int",
+    "DROP_CLASS_FILTER",
+    "DROP_MIN_POINTS",
+    "DROP_OUT_OF_RANGE",
+    "DROP_REASONS",
+    "SOURCE_DATASET",
+    "SOURCE_GT_SAMPLING",
+]

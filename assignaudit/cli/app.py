@@ -92,6 +92,35 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar."
 OutOpt = Annotated[Path, typer.Option("--out", "--output-dir", help="Report directory.")]
 
 
+SET_HELP = "Override a config key: --set KEY VALUE (repeatable; OpenPCDet dotted keys, e.g. MODEL.DENSE_HEAD...)."
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def parse_set_overrides(extra_args: list[str]) -> list[tuple[str, str]]:
+    """``--set KEY VALUE`` pairs (OpenPCDet's spelling, which typer cannot declare) from a command's extra args.
+
+    Also accepts ``--set KEY=VALUE``. Anything else left over is an unknown option: a usage error.
+    """
+    from assignaudit.errors import ConfigError
+
+    pairs: list[tuple[str, str]] = []
+    i = 0
+    while i < len(extra_args):
+        tok = extra_args[i]
+        if tok != "--set":
+            raise ConfigError(f"unknown option or argument: {tok!r} (see --help)")
+        if i + 1 < len(extra_args) and "=" in extra_args[i + 1] and not extra_args[i + 1].startswith("-"):
+            key, value = extra_args[i + 1].split("=", 1)
+            pairs.append((key, value))
+            i += 2
+            continue
+        if i + 2 >= len(extra_args):
+            raise ConfigError("--set needs a KEY and a VALUE, e.g. --set MODEL.DENSE_HEAD.NAME AnchorHeadMulti")
+        pairs.append((extra_args[i + 1], extra_args[i + 2]))
+        i += 3
+    return pairs
+
+
 def main() -> None:
     """Console-script entry point."""
     from assignaudit.cli import app as _registered  # noqa: F401  (imports register the commands)

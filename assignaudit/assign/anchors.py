@@ -1,0 +1,381 @@
+"""OpenPCDet anchors, generated once per layout, with the grid metadata the sparse candidate search needs.
+
+Reproduces ``pcdet/models/dense_heads/target_assigner/anchor_generator.py`` (``AnchorGenerator.generate_anchors``,
+OpenPCDet @ 8cacccec) and the flat orders of ``AnchorHeadMulti`` / ``AnchorHeadSingle`` (assignment-semantics §2).
+
+Float32 exactness matters here: forced matches compare IoUs with ``==`` (§3.3, §12.3), so a GT exactly midway
+between two anchors ties only if the anchor centres are the very float32 numbers OpenPCDet uses. Those come from
+
+* ``grid = np.round((pcr[3:] - pcr[:3]) / voxel)`` with pcr float32 (``DatasetTemplate.point_cloud_range``) and the
+  voxel size float64 (``DataProcessor``), feature map ``grid[:2] // stride`` (integer floor);
+* ``stride = (pcr[3] - pcr[0]) / (n - 1)`` (``align_center`` False) or ``/ n`` with offset ``stride / 2`` (True),
+  evaluated in float64 from the float32 range ends;
+* ``torch.arange(x_min + offset, x_max + 1e-5, step=stride, dtype=torch.float32)`` **on the CPU** (upstream builds
+  on the CPU and only then calls ``.cuda()``). The CPU kernel does not round ``start + i * step`` element by element:
+  its vectorised path rounds each SIMD chunk's base to float32 first, so a few positions differ by one ulp from the
+  "mathematical" float32 value. We therefore call the same ``torch.arange`` on the CPU instead of re-deriving it;
+* anchor centre ``z = float32(bottom) + float32(dz) / 2`` in float32 ("shift to box centers").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from assignaudit.assign.params import AnchorLayout, AnchorSet
+from assignaudit.bands import Bands
+from assignaudit.errors import ConfigError
+
+# Per-combo "edge" modes: which BEV rectangle of an anchor the candidate search uses.
+EDGE_MODES = ("pcdet", "mmdet3d", "rotated")
+# Conservative margin (metres) for rotated-box AABBs. OpenPCDet's rotated-overlap kernel counts a corner within
+# 1 cm of a box as inside (performance-facts.md), so boxes up to ~1 cm apart can get IoU > 0: prune at 2 cm.
+ROTATED_AABB_MARGIN_M = 0.02
+
+
+@dataclass(frozen=True)
+class CandidateEdges:
+    """BEV edges of every anchor combo along its grid axes, for ``searchsorted`` window look-ups.
+
+    ``x1, x2``: ``[C, NX]`` (padded with +inf past a combo's ``nx``), ``y1, y2``: ``[C, NY]``. In the nearest-BEV
+    modes these are the exact float32 xyxy edges of the anchors (the same numbers the IoU sees), so the window is
+    exactly the set of anchors whose xyxy overlaps the GT's with positive area. In ``rotated`` mode they are float64
+    conservative AABBs of the rotated anchors (margin `ROTATED_AABB_MARGIN_M`).
+    """
+
+    x1: torch.Tensor
+    x2: torch.Tensor
+    y1: torch.Tensor
+    y2: torch.Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class Anchors:
+    """All anchors of a layout plus the index arithmetic of their grid. Built by `generate_anchors`; read-only.
+
+    Flat order (the framework's): multihead ``per set [n_size, n_rot, nz, ny, nx]`` concatenated in set order;
+    single head ``(z, y, x, set, size, rot)``. Every anchor's flat index is
+    ``combo_base[c] + iz * combo_stride[c, 0] + iy * combo_stride[c, 1] + ix * combo_stride[c, 2]`` where the combo
+    ``c`` is one (set, size, rotation) triple, numbered set-major, then size, then rotation.
+    """
+
+    layout: AnchorLayout
+    boxes: torch.Tensor
+    """float32 ``[A, 7]`` canonical anchors ``x, y, z (centre), dx, dy, dz, yaw`` in the LiDAR frame."""
+    set_index: torch.Tensor
+    """int64 ``[A]``: anchor set (= class slot in `AnchorLayout.anchor_sets`) of every anchor."""
+    band_index: torch.Tensor
+    """int64 ``[A]``: range band of the anchor centre's BEV distance ``hypot(x, y)`` under `bands`."""
+    bands: Bands
+    band_counts: np.ndarray
+    """int64 ``[S, B]``: anchors per set per band (static; negatives are derived from it)."""
+    set_slices: tuple[slice | None, ...]
+    """Per set, its contiguous flat range (multihead), or None (single head interleaves the sets)."""
+    feature_map_sizes: tuple[tuple[int, int], ...]
+    """Per set ``(nx, ny)``."""
+    x_positions: tuple[torch.Tensor, ...]
+    """Per set float32 ``[nx]`` anchor centre x (the upstream arange)."""
+    y_positions: tuple[torch.Tensor, ...]
+    """Per set float32 ``[ny]`` anchor centre y."""
+    set_first_index: torch.Tensor
+    """int64 ``[S]``: lowest flat index of each set (its first anchor in the set's own assigner order)."""
+    combo_set: torch.Tensor
+    """int64 ``[C]``: set of each (set, size, rot) combo."""
+    combo_base: torch.Tensor
+    """int64 ``[C]``: flat index of the combo's anchor at iz = iy = ix = 0."""
+    combo_stride: torch.Tensor
+    """int64 ``[C, 3]``: flat-index strides for (iz, iy, ix)."""
+    combo_nz: torch.Tensor
+    """int64 ``[C]``: number of bottom heights of the combo's set."""
+    combo_nxy: torch.Tensor
+    """int64 ``[C, 2]``: (nx, ny) of the combo's set."""
+    xyxy: Mapping[str, torch.Tensor]
+    """Per nearest convention (``pcdet``, ``mmdet3d``): float32 ``[A, 4]`` nearest-BEV xyxy of every anchor."""
+    edges: Mapping[str, CandidateEdges]
+    """Per mode in `EDGE_MODES`: the combo edge tables."""
+    matched_threshold: torch.Tensor
+    """float32 ``[S]`` (float32 like the IoU it is compared with; see `threshold_tensor`)."""
+    unmatched_threshold: torch.Tensor
+    """float32 ``[S]``."""
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_anchors(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @property
+    def num_sets(self) -> int:
+        return len(self.layout.anchor_sets)
+
+    @property
+    def device(self) -> torch.device:
+        return self.boxes.device
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(s.class_name for s in self.layout.anchor_sets)
+
+    def set_counts(self) -> np.ndarray:
+        """int64 ``[S]``: anchors per set."""
+        return self.band_counts.sum(axis=1)
+
+    def flat_index(self, set_idx: int, iz: int, iy: int, ix: int, size_idx: int = 0, rot_idx: int = 0) -> int:
+        """Flat index of one anchor (tests and debugging; the hot path uses the combo tables)."""
+        s = self.layout.anchor_sets[set_idx]
+        c = int(self._combo_offsets()[set_idx]) + size_idx * len(s.rotations) + rot_idx
+        st = self.combo_stride[c].tolist()
+        return int(self.combo_base[c]) + iz * st[0] + iy * st[1] + ix * st[2]
+
+    def _combo_offsets(self) -> np.ndarray:
+        n = [len(s.sizes) * len(s.rotations) for s in self.layout.anchor_sets]
+        return np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
+
+    def with_bands(self, bands: Bands) -> "Anchors":
+        """The same anchors with band indices/counts for other band edges (cached)."""
+        if bands == self.bands:
+            return self
+        if bands not in self._cache:
+            band_index, band_counts = _band_tables(self.boxes, self.set_index, self.num_sets, bands)
+            self._cache[bands] = _replace(self, bands=bands, band_index=band_index, band_counts=band_counts)
+        return self._cache[bands]
+
+
+def _replace(obj: Anchors, **kw) -> Anchors:
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)
+
+
+def feature_map_size(layout: AnchorLayout, anchor_set: AnchorSet) -> tuple[int, int]:
+    """``(nx, ny) = grid[:2] // stride``, ``grid = np.round((pcr[3:] - pcr[:3]) / voxel)`` as OpenPCDet."""
+    pcr = np.asarray(layout.point_cloud_range, dtype=np.float32)
+    voxel = np.asarray(layout.voxel_size, dtype=np.float64)
+    grid = np.round((pcr[3:6] - pcr[0:3]) / voxel).astype(np.int64)
+    stride = int(anchor_set.feature_map_stride)
+    if stride < 1:
+        raise ConfigError(f"anchor set {anchor_set.class_name!r}: feature_map_stride must be >= 1, got {stride}")
+    return int(grid[0] // stride), int(grid[1] // stride)
+
+
+def _positions(lo: np.float32, hi: np.float32, n: int, align_center: bool, axis: str, name: str) -> torch.Tensor:
+    """The upstream float32 arange of anchor centres along one axis (see the module docstring)."""
+    if align_center:
+        stride = (hi - lo) / np.int64(n)
+        offset = stride / 2
+    else:
+        if n < 2:
+            raise ConfigError(
+                f"anchor set {name!r}: feature map has {n} cell(s) along {axis}; align_center False needs >= 2"
+            )
+        stride = (hi - lo) / np.int64(n - 1)  # float32 / int64 -> float64, as upstream with numpy scalars
+        offset = 0.0
+    start = float(lo) + float(offset)
+    end = float(hi) + 1e-5
+    # Always the CPU kernel: upstream builds here and moves to the GPU afterwards.
+    pos = torch.arange(start, end, step=float(stride), dtype=torch.float32, device="cpu")
+    if pos.numel() != n:
+        # Upstream would fail later with a reshape error against the network output; we say so now.
+        raise ConfigError(
+            f"anchor set {name!r}: torch.arange gives {pos.numel()} anchor positions along {axis}, "
+            f"the feature map has {n}"
+        )
+    return pos
+
+
+def _band_tables(boxes: torch.Tensor, set_index: torch.Tensor, num_sets: int, bands: Bands):
+    xy = boxes[:, :2].detach().cpu().numpy().astype(np.float64)
+    band = bands.index(np.hypot(xy[:, 0], xy[:, 1])).astype(np.int64)
+    sets = set_index.cpu().numpy()
+    nb = len(bands)
+    counts = np.bincount(sets * nb + band, minlength=num_sets * nb).reshape(num_sets, nb).astype(np.int64)
+    return torch.from_numpy(band).to(boxes.device), counts
+
+
+def _validate(layout: AnchorLayout) -> None:
+    if len(layout.point_cloud_range) != 6 or len(layout.voxel_size) != 3:
+        raise ConfigError("point_cloud_range needs 6 numbers and voxel_size 3")
+    if not layout.anchor_sets:
+        raise ConfigError("the anchor layout has no anchor sets")
+    pcr = layout.point_cloud_range
+    if not all(pcr[i + 3] > pcr[i] for i in range(3)):
+        raise ConfigError(f"point_cloud_range {list(pcr)} must have max > min on every axis")
+    if not all(v > 0 for v in layout.voxel_size):
+        raise ConfigError(f"voxel_size {list(layout.voxel_size)} must be positive")
+    for s in layout.anchor_sets:
+        if not s.sizes or not s.rotations or not s.bottom_heights:
+            raise ConfigError(f"anchor set {s.class_name!r} needs at least one size, rotation and bottom height")
+        if any(len(sz) != 3 or min(sz) <= 0 for sz in s.sizes):
+            raise ConfigError(f"anchor set {s.class_name!r}: sizes must be positive (dx, dy, dz) triples")
+
+
+def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", bands: Bands | None = None) -> Anchors:
+    """Every anchor of ``layout`` in the framework's flat order, on ``device``, plus the candidate-search tables.
+
+    Built on the CPU (bit-exact upstream positions) and moved to ``device`` once. Raises `ConfigError` for a layout
+    OpenPCDet could not build (empty sets, a feature map with < 2 cells and align_center False, single-head sets with
+    different grids).
+    """
+    from assignaudit.assign.candidates import op
+
+    _validate(layout)
+    bands = bands if bands is not None else Bands()
+    sets = layout.anchor_sets
+    pcr32 = np.asarray(layout.point_cloud_range, dtype=np.float32)
+    fm = [feature_map_size(layout, s) for s in sets]
+    if not layout.multihead:
+        keys = {(nx, ny, len(s.bottom_heights)) for (nx, ny), s in zip(fm, sets)}
+        if len(keys) > 1:
+            raise ConfigError(
+                "single-head anchor layout needs the same feature map and number of bottom heights for every "
+                f"anchor set (AnchorHeadSingle concatenates them per location), got {sorted(keys)}"
+            )
+
+    per_set = []  # [nz, ny, nx, ns, nr, 7] float32 per set
+    xs, ys = [], []
+    for (nx, ny), s in zip(fm, sets):
+        x = _positions(pcr32[0], pcr32[3], nx, s.align_center, "x", s.class_name)
+        y = _positions(pcr32[1], pcr32[4], ny, s.align_center, "y", s.class_name)
+        xs.append(x)
+        ys.append(y)
+        bottom = torch.tensor(s.bottom_heights, dtype=torch.float32)
+        size = torch.tensor(s.sizes, dtype=torch.float32)  # [ns, 3]
+        rot = torch.tensor(s.rotations, dtype=torch.float32)  # [nr]
+        nz, ns, nr = bottom.numel(), size.shape[0], rot.numel()
+        shape = (nz, ny, nx, ns, nr)
+        a = torch.empty(shape + (7,), dtype=torch.float32)
+        a[..., 0] = x.view(1, 1, nx, 1, 1)
+        a[..., 1] = y.view(1, ny, 1, 1, 1)
+        # float32 add of float32 halves, the generator's "shift to box centers" after the permute.
+        a[..., 2] = bottom.view(nz, 1, 1, 1, 1) + size[:, 2].view(1, 1, 1, ns, 1) / 2
+        a[..., 3:6] = size.view(1, 1, 1, ns, 1, 3)
+        a[..., 6] = rot.view(1, 1, 1, 1, nr)
+        per_set.append(a)
+
+    n_sets = len(sets)
+    combo_set, combo_base, combo_stride, combo_nz, combo_nxy, set_first = [], [], [], [], [], []
+    if layout.multihead:
+        # AnchorHeadMulti: permute(3, 4, 0, 1, 2) -> [ns, nr, nz, ny, nx] flattened, sets concatenated in order.
+        blocks = [a.permute(3, 4, 0, 1, 2, 5).reshape(-1, 7) for a in per_set]
+        boxes = torch.cat(blocks, 0)
+        offset = 0
+        slices = []
+        for a, s in zip(per_set, sets):
+            nz, ny, nx, ns, nr = a.shape[:5]
+            for isz in range(ns):
+                for ir in range(nr):
+                    combo_set.append(len(slices))
+                    combo_base.append(offset + (isz * nr + ir) * nz * ny * nx)
+                    combo_stride.append((ny * nx, nx, 1))
+                    combo_nz.append(nz)
+                    combo_nxy.append((nx, ny))
+            set_first.append(offset)
+            slices.append(slice(offset, offset + a[..., 0].numel()))
+            offset += a[..., 0].numel()
+        set_slices = tuple(slices)
+    else:
+        # AnchorHeadSingle: per set view(nz, ny, nx, -1), concatenated on the last axis -> (z, y, x, set, size, rot).
+        nz, ny, nx = per_set[0].shape[:3]
+        boxes = torch.cat([a.reshape(nz, ny, nx, -1, 7) for a in per_set], dim=3).reshape(-1, 7)
+        per_loc = [a.shape[3] * a.shape[4] for a in per_set]
+        loc = int(sum(per_loc))
+        loc_off = np.concatenate([[0], np.cumsum(per_loc)[:-1]]).astype(int)
+        for si, a in enumerate(per_set):
+            ns, nr = a.shape[3], a.shape[4]
+            for isz in range(ns):
+                for ir in range(nr):
+                    combo_set.append(si)
+                    combo_base.append(int(loc_off[si]) + isz * nr + ir)
+                    combo_stride.append((ny * nx * loc, nx * loc, loc))
+                    combo_nz.append(nz)
+                    combo_nxy.append((nx, ny))
+            set_first.append(int(loc_off[si]))
+        set_slices = tuple(None for _ in sets)
+
+    counts_per_set = [a[..., 0].numel() for a in per_set]
+    set_index = torch.repeat_interleave(torch.arange(n_sets), torch.tensor(counts_per_set))
+    if not layout.multihead:
+        per_loc_set = torch.repeat_interleave(
+            torch.arange(n_sets), torch.tensor([a.shape[3] * a.shape[4] for a in per_set])
+        )
+        set_index = per_loc_set.repeat(boxes.shape[0] // per_loc_set.numel())
+
+    combo_set_t = torch.tensor(combo_set, dtype=torch.int64)
+    combo_base_t = torch.tensor(combo_base, dtype=torch.int64)
+    combo_stride_t = torch.tensor(combo_stride, dtype=torch.int64)
+    combo_nxy_t = torch.tensor(combo_nxy, dtype=torch.int64)
+
+    xyxy = {conv: op("nearest_bev_xyxy")(boxes, conv).to(torch.float32) for conv in ("pcdet", "mmdet3d")}
+    edges = {conv: _nearest_edges(xyxy[conv], combo_base_t, combo_stride_t, combo_nxy_t) for conv in xyxy}
+    edges["rotated"] = _rotated_edges(boxes, combo_base_t, combo_stride_t, combo_nxy_t)
+    band_index, band_counts = _band_tables(boxes, set_index, n_sets, bands)
+
+    dev = torch.device(device)
+    to = lambda t: t.to(dev)  # noqa: E731
+    return Anchors(
+        layout=layout,
+        boxes=to(boxes),
+        set_index=to(set_index),
+        band_index=to(band_index),
+        bands=bands,
+        band_counts=band_counts,
+        set_slices=set_slices,
+        feature_map_sizes=tuple(fm),
+        x_positions=tuple(to(x) for x in xs),
+        y_positions=tuple(to(y) for y in ys),
+        set_first_index=to(torch.tensor(set_first, dtype=torch.int64)),
+        combo_set=to(combo_set_t),
+        combo_base=to(combo_base_t),
+        combo_stride=to(combo_stride_t),
+        combo_nz=to(torch.tensor(combo_nz, dtype=torch.int64)),
+        combo_nxy=to(combo_nxy_t),
+        xyxy={k: to(v) for k, v in xyxy.items()},
+        edges={k: CandidateEdges(*(to(t) for t in (v.x1, v.x2, v.y1, v.y2))) for k, v in edges.items()},
+        matched_threshold=to(torch.tensor([s.matched_threshold for s in sets], dtype=torch.float32)),
+        unmatched_threshold=to(torch.tensor([s.unmatched_threshold for s in sets], dtype=torch.float32)),
+    )
+
+
+def _combo_axis_index(base, stride, nxy, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices ``[C, N]`` of the anchors along x (axis 0) or y (axis 1) at the combo's origin, and a pad mask."""
+    n_max = int(nxy[:, axis].max())
+    i = torch.arange(n_max)
+    valid = i[None, :] < nxy[:, axis : axis + 1]
+    st = stride[:, 2 - axis : 3 - axis]  # x stride is column 2, y stride column 1
+    idx = base[:, None] + torch.where(valid, i[None, :], 0) * st
+    return idx, valid
+
+
+def _nearest_edges(xyxy: torch.Tensor, base, stride, nxy) -> CandidateEdges:
+    ix, vx = _combo_axis_index(base, stride, nxy, 0)
+    iy, vy = _combo_axis_index(base, stride, nxy, 1)
+    inf = torch.tensor(float("inf"), dtype=xyxy.dtype)
+    return CandidateEdges(
+        x1=torch.where(vx, xyxy[ix, 0], inf),
+        x2=torch.where(vx, xyxy[ix, 2], inf),
+        y1=torch.where(vy, xyxy[iy, 1], inf),
+        y2=torch.where(vy, xyxy[iy, 3], inf),
+    )
+
+
+def rotated_aabb(boxes: torch.Tensor) -> torch.Tensor:
+    """float64 ``[N, 4]`` xyxy AABB of each rotated BEV box grown by `ROTATED_AABB_MARGIN_M` (``ops.bev_aabb``)."""
+    from assignaudit.assign.candidates import op
+
+    return op("bev_aabb")(boxes.to(torch.float64), pad=ROTATED_AABB_MARGIN_M)
+
+
+def _rotated_edges(boxes: torch.Tensor, base, stride, nxy) -> CandidateEdges:
+    ix, vx = _combo_axis_index(base, stride, nxy, 0)
+    iy, vy = _combo_axis_index(base, stride, nxy, 1)
+    inf = torch.tensor(float("inf"), dtype=torch.float64)
+    bx = rotated_aabb(boxes[ix.reshape(-1)]).view(*ix.shape, 4)  # [C, NX, 4]
+    by = rotated_aabb(boxes[iy.reshape(-1)]).view(*iy.shape, 4)  # [C, NY, 4]
+    return CandidateEdges(
+        x1=torch.where(vx, bx[..., 0], inf),
+        x2=torch.where(vx, bx[..., 2], inf),
+        y1=torch.where(vy, by[..., 1], inf),
+        y2=torch.where(vy, by[..., 3], inf),
+    )

@@ -1,0 +1,257 @@
+"""Seeded, deterministic replay of the augmentation list and the GT filters (spec §3.5, §9.1, §14).
+
+What one OpenPCDet training step does to a nuScenes sample's GT, in order:
+
+1. ``NuScenesDataset.__getitem__`` (pcdet/datasets/nuscenes/nuscenes_dataset.py): ``FILTER_MIN_POINTS_IN_GT``
+   keeps ``num_lidar_pts >= n`` BEFORE anything else. So 0-point boxes are gone before ``gt_sampling`` and never
+   block a paste.
+2. ``DatasetTemplate.prepare_data`` (pcdet/datasets/dataset.py): ``gt_boxes_mask = name in CLASS_NAMES``, then the
+   ``AUG_CONFIG_LIST`` queue in order. GT of classes outside ``CLASS_NAMES`` (nuScenes ``ignore``, unmapped
+   categories) are still in ``gt_boxes`` while the queue runs, so they DO block pastes (the sampler tests
+   against the unmasked ``gt_boxes``).
+3. ``DataAugmentor.forward``: ``yaw <- limit_period(yaw, 0.5, 2 pi)``; then the class filter (``gt_boxes_mask``
+   and ``keep_arrays_by_name``).
+4. ``DataProcessor.mask_points_and_boxes_outside_range``: centre inside the range on x, y, z, inclusive.
+
+For ``range_filter='mmdet3d'`` the pipeline order is ``ObjectRangeFilter`` (BEV, strict) then
+``ObjectNameFilter``, so an out-of-range GT of an unknown class is recorded as ``out_of_range`` there.
+
+Randomness: every (seed, sample, replay, op) gets its own generator, ``PCG64(SeedSequence([seed,
+sha256(sample_token), replay, op_kind, occurrence]))``. Results do not depend on frame order or worker count, and
+adding or removing one op (say ``gt_sampling``) leaves the draws of the others unchanged. Within an op the draws
+follow OpenPCDet's order: flip -- one uniform per listed axis, flipped iff u >= 0.5 (``np.random.choice([False,
+True], p=[.5, .5])`` picks True for u >= 0.5); rotation -- one uniform; scaling -- one uniform, or none when
+``hi - lo < 1e-3``; translation -- three normals (x, y, z); gt_sampling -- one ``choice`` per sampled class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from assignaudit.augment import world
+from assignaudit.augment.database import GTDatabase, build_database, gt_sampling_op
+from assignaudit.augment.filters import RANGE_FILTERS, class_mask, map_classes, min_points_mask, range_mask
+from assignaudit.augment.frame import (
+    DROP_CLASS_FILTER,
+    DROP_MIN_POINTS,
+    DROP_OUT_OF_RANGE,
+    SOURCE_DATASET,
+    SOURCE_GT_SAMPLING,
+    AugmentedFrame,
+    DroppedGT,
+)
+from assignaudit.augment.gt_sampling import sample_and_paste
+from assignaudit.augment.params import GTSampling, WorldFlip, WorldRotation, WorldScaling, WorldTranslation
+from assignaudit.conventions import BOX_DIM, wrap_yaw
+from assignaudit.errors import ConfigError, DataError
+from assignaudit.sources.base import Frame
+
+if TYPE_CHECKING:  # config.model imports augment.params: a runtime import here would be circular
+    from assignaudit.config.model import DetectorConfig
+
+__all__ = ["AugmentationReplay", "AugmentedFrame", "DroppedGT", "GTDatabase", "build_database", "stable_int"]
+
+# Stream ids of the op kinds (part of the seed derivation: changing them changes every replay).
+_OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4, GTSampling: 5}
+# OpenPCDet's global_scaling skips (and draws nothing) below this range width.
+SCALE_SKIP_WIDTH = 1e-3
+
+
+def stable_int(text: str) -> int:
+    """A process-independent 128-bit integer for a string (sha256; Python's ``hash()`` is salted per process)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:16], "little")
+
+
+def _validate_ops(config: "DetectorConfig") -> None:
+    for i, op in enumerate(config.augmentations):
+        where = f"augmentations[{i}]"
+        if type(op) not in _OP_KIND:
+            raise ConfigError(f"{where}: unsupported augmentation {type(op).__name__}")
+        if isinstance(op, WorldFlip):
+            bad = [a for a in op.axes if a not in ("x", "y")]
+            if bad:
+                raise ConfigError(f"{where}: flip axis {bad[0]!r} is not 'x' or 'y'")
+        elif isinstance(op, WorldRotation):
+            lo, hi = op.angle_range_rad
+            if not lo <= hi:
+                raise ConfigError(f"{where}: rotation range ({lo}, {hi}) has lo > hi")
+        elif isinstance(op, WorldScaling):
+            lo, hi = op.scale_range
+            if not (0 < lo <= hi):
+                raise ConfigError(f"{where}: scale range ({lo}, {hi}) must satisfy 0 < lo <= hi")
+        elif isinstance(op, WorldTranslation):
+            if len(op.std_m) != 3 or any(not s >= 0 for s in op.std_m):
+                raise ConfigError(f"{where}: translation std {op.std_m} must be three values >= 0")
+        elif isinstance(op, GTSampling):
+            bad_n = [(c, n) for c, n in op.sample_groups if int(n) < 0]
+            if bad_n:
+                raise ConfigError(f"{where}: gt_sampling group {bad_n[0][0]}:{bad_n[0][1]} is negative")
+
+
+class AugmentationReplay:
+    """Replays ``config.augmentations`` and the GT filters on frames, deterministically from ``seed``.
+
+    ``database`` is required iff the config has a ``gt_sampling`` op (build it with `build_database` over the
+    training split). Stateless after construction: `apply` may be called in any order, from any worker.
+    """
+
+    def __init__(self, config: "DetectorConfig", database: GTDatabase | None, seed: int):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        if config.gt_filters.range_filter not in RANGE_FILTERS:
+            raise ConfigError(
+                f"gt_filters.range_filter: unknown mode {config.gt_filters.range_filter!r} "
+                f"(expected one of {', '.join(RANGE_FILTERS)})"
+            )
+        _validate_ops(config)
+        self._gt_sampling = gt_sampling_op(config)
+        if self._gt_sampling is not None and database is None:
+            raise ConfigError("augmentations: gt_sampling needs a GT database (build one from the training split)")
+        self.config = config
+        self.database = database
+        self.seed = int(seed)
+        self._class_names = tuple(config.class_names)
+        self._mapping = tuple(config.gt_filters.class_mapping)
+        self._min_points = int(config.gt_filters.min_lidar_points)
+        self._range_mode = config.gt_filters.range_filter
+
+    # ---------------------------------------------------------------------------------------------------------------
+
+    def _generators(self, sample_token: str, replay: int) -> list[np.random.Generator]:
+        """One generator per op in config order, keyed by (op kind, occurrence of that kind)."""
+        base = [self.seed, stable_int(sample_token), int(replay)]
+        seen: dict[int, int] = {}
+        gens = []
+        for op in self.config.augmentations:
+            kind = _OP_KIND[type(op)]
+            occurrence = seen.get(kind, 0)
+            seen[kind] = occurrence + 1
+            gens.append(np.random.Generator(np.random.PCG64(np.random.SeedSequence(base + [kind, occurrence]))))
+        return gens
+
+    def apply(self, frame: Frame, replay: int = 0, augment: bool = True) -> AugmentedFrame:
+        """The GT of ``frame`` as the assigner sees them in replay ``replay`` (see the module docstring for order).
+
+        ``augment=False`` (``--no-augment``): no random op runs (gt_sampling included), the filters still apply.
+        The frame is not modified.
+        """
+        if isinstance(replay, bool) or not isinstance(replay, (int, np.integer)) or replay < 0:
+            raise ConfigError(f"replay must be a non-negative integer, got {replay!r}")
+        boxes, names, ann, pts = self._frame_arrays(frame)
+        index = np.arange(boxes.shape[0], dtype=np.int64)
+
+        # 1. FILTER_MIN_POINTS_IN_GT, in __getitem__, before the augmentation queue.
+        keep = min_points_mask(pts, self._min_points)
+        dropped = [(index[~keep], names[~keep], ann[~keep], DROP_MIN_POINTS)]
+        boxes, names, ann, pts, index = boxes[keep], names[keep], ann[keep], pts[keep], index[keep]
+        source = np.full(boxes.shape[0], SOURCE_DATASET, dtype=object)
+
+        # 2. the augmentation queue, in config order.
+        draws: list[tuple[str, float]] = []
+        if augment and self.config.augmentations:
+            for op, rng in zip(self.config.augmentations, self._generators(frame.sample_token, replay)):
+                if isinstance(op, GTSampling):
+                    pasted = sample_and_paste(boxes, names, op, self.database, self._class_names, rng)
+                    n = pasted.boxes.shape[0]
+                    boxes = np.concatenate([boxes, pasted.boxes])
+                    names = np.concatenate([names, pasted.class_name])
+                    ann = np.concatenate([ann, np.full(n, None, dtype=object)])
+                    pts = np.concatenate([pts, pasted.num_lidar_pts])
+                    index = np.concatenate([index, np.full(n, -1, dtype=np.int64)])
+                    source = np.concatenate([source, np.full(n, SOURCE_GT_SAMPLING, dtype=object)])
+                    draws += [("gt_sampling_drawn", float(pasted.num_drawn)), ("gt_sampling_pasted", float(n))]
+                else:
+                    boxes = self._world_op(op, boxes, rng, draws)
+
+        # 3. yaw wrap, then the class filter / range filter in the framework's order.
+        boxes = boxes.copy()  # cheap ([N, 9]); guarantees the frame's own array is never written
+        boxes[:, 6] = wrap_yaw(boxes[:, 6])
+        in_class = class_mask(names, self._class_names)
+        in_range = range_mask(boxes, self.config.point_cloud_range, self._range_mode)
+        is_dataset = index >= 0
+        if self._range_mode == "mmdet3d":  # ObjectRangeFilter runs before ObjectNameFilter
+            first, second = (~in_range, DROP_OUT_OF_RANGE), (in_range & ~in_class, DROP_CLASS_FILTER)
+        else:  # prepare_data's class filter runs before the DataProcessor's range mask
+            first, second = (~in_class, DROP_CLASS_FILTER), (in_class & ~in_range, DROP_OUT_OF_RANGE)
+        for mask, reason in (first, second):
+            sel = mask & is_dataset
+            dropped.append((index[sel], names[sel], ann[sel], reason))
+        if augment and self._gt_sampling is not None:
+            draws.append(("gt_sampling_out_of_range", float(np.count_nonzero(~in_range & ~is_dataset))))
+
+        keep = in_class & in_range
+        return AugmentedFrame(
+            sample_token=frame.sample_token,
+            replay=int(replay),
+            boxes=boxes[keep],
+            class_name=names[keep],
+            source=source[keep],
+            ann_token=ann[keep],
+            num_lidar_pts=pts[keep],
+            frame_index=index[keep],
+            dropped=_ledger(dropped),
+            draws=tuple(draws),
+            augmented=bool(augment),
+        )
+
+    # ---------------------------------------------------------------------------------------------------------------
+
+    def _frame_arrays(self, frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Validated copies-or-views of the frame's arrays (never written to): boxes, mapped names, ann, pts."""
+        boxes = np.asarray(frame.boxes_lidar, dtype=np.float64)
+        if boxes.ndim != 2 or boxes.shape[1] != BOX_DIM:
+            raise DataError(
+                f"sample {frame.sample_token}: boxes_lidar has shape {boxes.shape}, expected [N, {BOX_DIM}]"
+            )
+        n = boxes.shape[0]
+        cls = np.asarray(frame.detection_class, dtype=object)
+        ann = np.asarray(frame.ann_token, dtype=object)
+        pts = np.asarray(frame.num_lidar_pts)
+        for field_name, arr in (("detection_class", cls), ("ann_token", ann), ("num_lidar_pts", pts)):
+            if arr.shape != (n,):
+                raise DataError(f"sample {frame.sample_token}: {field_name} has shape {arr.shape}, expected ({n},)")
+        if not np.all(np.isfinite(boxes[:, :7])):
+            raise DataError(f"sample {frame.sample_token}: non-finite box centre, size or yaw")
+        return boxes, map_classes(cls, self._mapping), ann, pts.astype(np.int64, copy=False)
+
+    @staticmethod
+    def _world_op(op, boxes: np.ndarray, rng: np.random.Generator, draws: list[tuple[str, float]]) -> np.ndarray:
+        """Apply one world op with its draws (OpenPCDet per-op draw order); appends the draws to ``draws``."""
+        if isinstance(op, WorldFlip):
+            for axis in op.axes:  # one draw per listed axis, in list order
+                flip = bool(rng.random() >= 0.5)
+                draws.append((f"flip_{axis}", float(flip)))
+                if flip:
+                    boxes = world.flip_along_x(boxes) if axis == "x" else world.flip_along_y(boxes)
+            return boxes
+        if isinstance(op, WorldRotation):
+            angle = float(rng.uniform(*op.angle_range_rad))
+            draws.append(("rotation_rad", angle))
+            return world.rotate_about_z(boxes, angle)
+        if isinstance(op, WorldScaling):
+            lo, hi = op.scale_range
+            if hi - lo < SCALE_SKIP_WIDTH:  # upstream returns early, without a draw
+                return boxes
+            factor = float(rng.uniform(lo, hi))
+            draws.append(("scale", factor))
+            return world.scale(boxes, factor)
+        # WorldTranslation: three normals, x then y then z (always drawn, even for a zero std).
+        offset = np.array([rng.normal(0.0, std) for std in op.std_m], dtype=np.float64)
+        draws += [(f"translate_{axis}_m", float(t)) for axis, t in zip("xyz", offset)]
+        return world.translate(boxes, offset)
+
+
+def _ledger(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]) -> DroppedGT:
+    """Concatenate the per-filter drop records into one `DroppedGT` (pipeline order)."""
+    parts = [p for p in parts if p[0].shape[0]]
+    if not parts:
+        return DroppedGT.empty()
+    return DroppedGT(
+        frame_index=np.concatenate([p[0] for p in parts]),
+        class_name=np.concatenate([p[1] for p in parts]),
+        ann_token=np.concatenate([p[2] for p in parts]),
+        reason=np.concatenate([np.full(p[0].shape[0], p[3], dtype=object) for p in parts]),
+    )

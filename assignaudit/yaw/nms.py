@@ -1,0 +1,187 @@
+"""Duplicates among predictions, and NMS applied to them through `assignaudit.ops`.
+
+Duplicate (prediction view): a prediction is a duplicate if a prediction of the same class in the same sample that
+is visited earlier (higher score; equal scores in `devkit_order`) lies within ``dup_dist_m`` BEV centre distance
+(``<=``), or, when an IoU criterion is given, has rotated BEV IoU ``> dup_iou`` with it (the IoU criterion then
+replaces the distance one). Both are measured on the canonical LiDAR-frame boxes, where detectors run NMS.
+
+NMS: what the detectors do at inference (spec §10), on the LiDAR boxes of each sample:
+
+* ``rotate``: greedy, suppress when rotated BEV IoU ``> thresh`` (``nms_gpu`` / ``nms_bev``); per class
+  (pcdet ``MULTI_CLASSES_NMS: True``, mmdet3d ``box3d_multiclass_nms``; pre/post max per class) or class-agnostic
+  (pcdet default, CenterPoint within a task; pre/post max per sample);
+* ``circle``: CenterPoint ``circle_nms``: suppress when the **squared** BEV centre distance is ``<= radius_sq``
+  (the config numbers are m^2, not m).
+
+Boxes with ``score < score_thresh`` are dropped first. Greedy NMS is not monotone in its threshold: lowering it can
+*increase* the kept count (A suppresses B, which no longer suppresses C and D). What is guaranteed is that after
+per-class rotate NMS at ``t``, no two kept boxes of a class overlap with IoU ``> t``, so the IoU-duplicates left at
+criterion ``T >= t`` are zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from assignaudit.errors import ConfigError
+from assignaudit.yaw.matching import pairs_within
+
+NMS_TYPES = ("rotate", "circle")
+
+
+@dataclass(frozen=True)
+class NmsSettings:
+    """How NMS is replayed. ``thresh`` is an IoU for ``rotate`` and unused for ``circle`` (``circle_radius_sq``, m^2)."""
+
+    nms_type: str = "rotate"
+    thresh: float = 0.2
+    circle_radius_sq: float = 4.0
+    class_agnostic: bool = False
+    pre_max: int | None = None
+    post_max: int | None = None
+    score_thresh: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.nms_type not in NMS_TYPES:
+            raise ConfigError(f"--nms-type must be one of {', '.join(NMS_TYPES)}, got {self.nms_type!r}")
+        if not (0.0 <= self.thresh <= 1.0):
+            raise ConfigError(f"--nms-thresh must be an IoU in [0, 1], got {self.thresh}")
+        if not (self.circle_radius_sq >= 0):
+            raise ConfigError(f"--circle-radius-sq must be >= 0 (m^2), got {self.circle_radius_sq}")
+        for name, v in (("--nms-pre-max", self.pre_max), ("--nms-post-max", self.post_max)):
+            if v is not None and v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v}")
+
+    def with_threshold(self, value: float) -> "NmsSettings":
+        """The same settings with the sweep variable replaced (IoU for rotate, squared radius for circle)."""
+        import dataclasses
+
+        if self.nms_type == "circle":
+            return dataclasses.replace(self, circle_radius_sq=float(value))
+        return dataclasses.replace(self, thresh=float(value))
+
+
+def _later_of_pairs(i: np.ndarray, j: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
+    """bool ``[n]``: rows that are the later-visited member of at least one pair."""
+    out = np.zeros(n, dtype=bool)
+    later = np.where(pos[i] > pos[j], i, j)
+    out[later] = True
+    return out
+
+
+def duplicate_flags(boxes_lidar: np.ndarray, group: np.ndarray, sample: np.ndarray, pos: np.ndarray,
+                    dup_dist_m: float, dup_iou: float | None) -> np.ndarray:
+    """bool ``[P]``: is each prediction a duplicate of an earlier-visited one of its (sample, class) group.
+
+    ``boxes_lidar [P, 7+]`` canonical; ``group`` int64 (sample, class) id; ``sample`` int64 sample id; ``pos``
+    int64 visiting position (`devkit_order` inverse). See the module docstring for the criteria.
+    """
+    n = boxes_lidar.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if dup_iou is None:
+        i, j, _ = pairs_within(boxes_lidar[:, :2], group, None, None, dup_dist_m)
+        return _later_of_pairs(i, j, pos, n)
+    i, j = _iou_pairs_within_samples(boxes_lidar, sample, group, dup_iou)
+    return _later_of_pairs(i, j, pos, n)
+
+
+def _iou_pairs_within_samples(boxes: np.ndarray, sample: np.ndarray, group: np.ndarray,
+                              min_iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) of the same group with rotated BEV IoU > ``min_iou`` (ops.box_iou_bev_sparse per sample)."""
+    from assignaudit.ops import box_iou_bev_sparse
+
+    ii, jj = [], []
+    for rows in _rows_by_key(sample):
+        if rows.size < 2:
+            continue
+        b = torch.as_tensor(boxes[rows, :7])
+        ia, ib, _iou = box_iou_bev_sparse(b, b, min_iou=min_iou)
+        ia, ib = rows[np.asarray(ia, dtype=np.int64)], rows[np.asarray(ib, dtype=np.int64)]
+        keep = (ia < ib) & (group[ia] == group[ib])
+        ii.append(ia[keep])
+        jj.append(ib[keep])
+    if not ii:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(ii), np.concatenate(jj)
+
+
+def iou_pairs(boxes_a: np.ndarray, group_a: np.ndarray, sample_a: np.ndarray, boxes_b: np.ndarray,
+              group_b: np.ndarray, sample_b: np.ndarray, min_iou: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cross pairs ``(i in a, j in b)`` of the same group with rotated BEV IoU ``> min_iou``, and that IoU."""
+    from assignaudit.ops import box_iou_bev_sparse
+
+    out_i, out_j, out_v = [], [], []
+    b_rows = dict(zip(*_key_rows(sample_b)))
+    for key, rows_a in zip(*_key_rows(sample_a)):
+        rows_b = b_rows.get(key)
+        if rows_b is None:
+            continue
+        ia, ib, v = box_iou_bev_sparse(torch.as_tensor(boxes_a[rows_a, :7]), torch.as_tensor(boxes_b[rows_b, :7]),
+                                       min_iou=min_iou)
+        ia, ib = rows_a[np.asarray(ia, dtype=np.int64)], rows_b[np.asarray(ib, dtype=np.int64)]
+        v = np.asarray(v, dtype=np.float64)
+        keep = group_a[ia] == group_b[ib]
+        out_i.append(ia[keep])
+        out_j.append(ib[keep])
+        out_v.append(v[keep])
+    if not out_i:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_v)
+
+
+def _key_rows(key: np.ndarray) -> tuple[list, list[np.ndarray]]:
+    """Distinct keys and the rows of each (rows ascending)."""
+    key = np.asarray(key)
+    if key.size == 0:
+        return [], []
+    srt = np.argsort(key, kind="stable")
+    ks = key[srt]
+    cut = np.flatnonzero(ks[1:] != ks[:-1]) + 1
+    return [ks[c] for c in np.r_[0, cut]], np.split(srt, cut)
+
+
+def _rows_by_key(key: np.ndarray) -> list[np.ndarray]:
+    return _key_rows(key)[1]
+
+
+def apply_nms(boxes_lidar: np.ndarray, score: np.ndarray, sample: np.ndarray, class_id: np.ndarray,
+              order: np.ndarray, settings: NmsSettings) -> np.ndarray:
+    """bool ``[P]``: kept by NMS as configured (see the module docstring).
+
+    Each sample's boxes are handed to the op already in visiting order (`devkit_order`), so equal scores are
+    resolved the same way as in matching wherever the op's sort is stable.
+    """
+    from assignaudit.ops import batched_nms_bev, circle_nms, nms_bev
+
+    n = boxes_lidar.shape[0]
+    kept = np.zeros(n, dtype=bool)
+    eligible = score >= settings.score_thresh
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    for rows in _rows_by_key(sample):
+        rows = rows[eligible[rows]]
+        if rows.size == 0:
+            continue
+        rows = rows[np.argsort(pos[rows])]
+        b = torch.as_tensor(boxes_lidar[rows, :7])
+        s = torch.as_tensor(score[rows])
+        if settings.nms_type == "rotate":
+            if settings.class_agnostic:
+                keep = nms_bev(b, s, settings.thresh, pre_max=settings.pre_max, post_max=settings.post_max)
+            else:
+                keep = batched_nms_bev(b, s, torch.as_tensor(class_id[rows]), settings.thresh,
+                                       pre_max=settings.pre_max, post_max=settings.post_max,
+                                       post_max_per_class=True)
+            kept[rows[np.asarray(keep, dtype=np.int64)]] = True
+        else:
+            sub_groups = [np.arange(rows.size)] if settings.class_agnostic else _rows_by_key(class_id[rows])
+            for sub in sub_groups:
+                sub = sub[: settings.pre_max] if settings.pre_max else sub  # rows are in score order already
+                keep = circle_nms(b[sub], s[sub], settings.circle_radius_sq, post_max=settings.post_max)
+                kept[rows[sub[np.asarray(keep, dtype=np.int64)]]] = True
+    return kept

@@ -1,0 +1,143 @@
+"""`assignaudit yaw` end to end: resolve inputs, load, analyse, and write the reports with provenance metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from assignaudit.errors import ConfigError
+from assignaudit.report import base_metadata, config_sha256, write_parquet
+from assignaudit.schema import NMS_SWEEP_FILE, PREDICTIONS_FILE, YAW_HIST_FILE, YAW_SUMMARY_FILE
+from assignaudit.yaw.analysis import EvalData, YawOptions, YawTables, analyse
+from assignaudit.yaw.nms import NmsSettings
+from assignaudit.yaw.predictions import load_predictions
+
+FIXTURE_PREDICTIONS = "fixture_predictions.json"
+
+
+def bundled_predictions_path() -> Path:
+    """The predictions file shipped for the bundled nuScenes fixture (fixtures/make_predictions.py writes it)."""
+    return Path(str(resources.files("assignaudit") / "data" / "predictions" / FIXTURE_PREDICTIONS))
+
+
+@dataclass(frozen=True)
+class NmsOverrides:
+    """NMS options as typed on the command line (None: take the detector config's value, else our default)."""
+
+    nms_type: str | None = None
+    thresh: float | None = None
+    circle_radius_sq: float | None = None
+    class_agnostic: bool | None = None
+    pre_max: int | None = None
+    post_max: int | None = None
+    score_thresh: float | None = None
+
+
+def resolve_nms(overrides: NmsOverrides, config=None) -> NmsSettings:
+    """Command line > detector config ``post_processing`` > `NmsSettings` defaults.
+
+    From a config: ``nms_gpu`` -> rotate, ``circle`` -> circle; ``multi_classes_nms: False`` (OpenPCDet's default)
+    means class-agnostic; ``circle_min_radius_sq`` must hold one value (or equal values) unless
+    ``--circle-radius-sq`` is given, because the task grouping of classes is not ours to guess.
+    """
+    base: dict[str, Any] = {}
+    if config is not None:
+        pp = config.post_processing
+        base["nms_type"] = "circle" if pp.nms_type == "circle" else "rotate"
+        base["thresh"] = float(pp.nms_thresh)
+        base["class_agnostic"] = not pp.multi_classes_nms
+        base["pre_max"] = pp.nms_pre_maxsize
+        base["post_max"] = pp.nms_post_maxsize
+        base["score_thresh"] = float(pp.score_thresh)
+        radii = set(pp.circle_min_radius_sq)
+        if len(radii) == 1:
+            base["circle_radius_sq"] = float(next(iter(radii)))
+        elif len(radii) > 1 and overrides.circle_radius_sq is None and \
+                (overrides.nms_type or base["nms_type"]) == "circle":
+            raise ConfigError(f"config {config.source} has per-task circle radii {sorted(radii)}; "
+                              "give one with --circle-radius-sq")
+    for f in dataclasses.fields(overrides):
+        v = getattr(overrides, f.name)
+        if v is not None:
+            base[f.name] = v
+    return NmsSettings(**base)
+
+
+@dataclass(frozen=True)
+class YawReport:
+    tables: YawTables
+    data: EvalData
+    metadata: dict[str, Any]
+    source_info: Any = None
+    options: YawOptions = field(default_factory=YawOptions)
+
+
+def run_yaw(predictions: Path | None = None, *, dataroot: Path | None = None, version: str | None = None,
+            split: str | None = None, boxes: Path | None = None, nusc_filters: bool = False,
+            options: YawOptions = YawOptions(), config_spec: str | None = None, config=None) -> YawReport:
+    """Load GT and predictions, run `analyse`, and build the report metadata.
+
+    ``predictions`` None: the bundled fixture predictions, allowed only with the bundled fixture GT.
+    ``config``: an already loaded `DetectorConfig` (recorded with its sha256); ``config_spec`` its name/path.
+    """
+    from assignaudit.sources.open import open_source
+    from assignaudit.yaw.prepare import build_eval_data
+
+    if predictions is None:
+        if dataroot is not None or boxes is not None:
+            raise ConfigError("--predictions is required with --dataroot or --boxes "
+                              "(the bundled predictions only fit the bundled fixture)")
+        predictions = bundled_predictions_path()
+    # The prediction file first: a malformed submission fails fast, before the dataset is loaded.
+    preds = load_predictions(Path(predictions))
+    source = open_source(dataroot=dataroot, version=version, split=split, boxes=boxes)
+    nusc = getattr(source, "nusc", None)
+    dataset_tokens = {s["token"] for s in nusc.sample} if nusc is not None else None
+    data = build_eval_data(list(source.frames()), preds, nusc=nusc, nusc_filters=nusc_filters,
+                           dataset_tokens=dataset_tokens)
+    tables = analyse(data, options)
+
+    info = source.info
+    opts = _options_dict(options)
+    opts["nusc_filters"] = nusc_filters
+    fields: dict[str, Any] = {
+        "dataset_kind": info.kind, "dataroot": info.dataroot, "dataset_version": info.version, "split": info.split,
+        "num_samples": info.num_samples,
+        "predictions_file": str(predictions), "predictions_sha256": preds.sha256, "predictions_format": preds.kind,
+        "num_predictions_in_file": len(preds), "num_predictions_evaluated": int(len(data.preds.score)),
+        "num_gt_evaluated": int(len(data.gt.sample)), "dropped": data.dropped, "eval_frame": data.eval_frame,
+        "options": opts, "band_edges_m": list(options.bands.edges_m),
+        "aoe_nusc": {k: (None if v != v else v) for k, v in tables.aoe_nusc.items()},
+    }
+    if config is not None:
+        resolved = config.to_dict()
+        fields.update({"config": config_spec or config.source, "config_sha256": config_sha256(resolved),
+                       "resolved_config": resolved})
+    meta = base_metadata("yaw", **fields)
+    return YawReport(tables=tables, data=data, metadata=meta, source_info=info, options=options)
+
+
+def _options_dict(options: YawOptions) -> dict[str, Any]:
+    d = dataclasses.asdict(options)
+    d["bands"] = list(options.bands.edges_m)
+    d["match_threshold"] = options.threshold
+    return json.loads(json.dumps(d, default=str))
+
+
+def write_yaw_reports(report: YawReport, out_dir: Path) -> list[Path]:
+    """Write yaw_summary, yaw_hist, predictions (and nms_sweep when present) atomically into ``out_dir``."""
+    out_dir = Path(out_dir)
+    written = [
+        write_parquet(out_dir / YAW_SUMMARY_FILE, report.tables.summary, {**report.metadata, "report": "summary"}),
+        write_parquet(out_dir / YAW_HIST_FILE, report.tables.hist, {**report.metadata, "report": "hist"}),
+        write_parquet(out_dir / PREDICTIONS_FILE, report.tables.predictions,
+                      {**report.metadata, "report": "predictions"}),
+    ]
+    if report.tables.nms_sweep is not None:
+        written.append(write_parquet(out_dir / NMS_SWEEP_FILE, report.tables.nms_sweep,
+                                     {**report.metadata, "report": "nms_sweep"}))
+    return written

@@ -1,0 +1,161 @@
+"""Terminal and image output of a `YawReport`: a rich per-class table, unicode residual histograms, a PNG plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assignaudit.bands import ALL_BANDS
+
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def _fmt(v: float, spec: str, nan: str = "-") -> str:
+    return nan if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def summary_table(report):
+    """A rich Table: one row per class (band ``all``)."""
+    from rich.table import Table
+
+    meta = report.metadata
+    s = report.tables.summary
+    s = s[s["band"] == ALL_BANDS]
+    opts = meta["options"]
+    nms = opts["nms"]
+    nms_desc = (f"{nms['nms_type']} "
+                + (f"IoU>{nms['thresh']:g}" if nms["nms_type"] == "rotate" else f"d^2<={nms['circle_radius_sq']:g}m^2")
+                + (" class-agnostic" if nms["class_agnostic"] else " per class"))
+    table = Table(
+        title=(f"yaw residuals and duplicates -- {meta['dataset_version']}:{meta['split']}, "
+               f"{meta['num_predictions_evaluated']} predictions, match {opts['match']} "
+               f"@ {opts['match_threshold']:g}{' m' if opts['match'] == 'center' else ' IoU'}"
+               f"{', nuScenes filters' if opts.get('nusc_filters') else ''}; NMS {nms_desc}"),
+        title_justify="left",
+    )
+    for name, justify in (("class", "left"), ("GT", "right"), ("pred", "right"), ("matched", "right"),
+                          ("mean |err|", "right"), ("flips", "right"), ("90° swaps", "right"),
+                          ("nuScenes AOE", "right"), ("dups pre→post NMS", "right"), ("GT-view dups", "right"),
+                          ("kept", "right"), ("TP lost by NMS", "right")):
+        table.add_column(name, justify=justify)
+    for r in s.itertuples(index=False):  # r[0] is the class ("class" is a keyword: no attribute)
+        flips = f"{r.num_flips} ({_fmt(100 * r.flip_rate, '.1f')}%)" if r.num_matched else "-"
+        if r.num_flips:
+            flips = f"[bold red]{flips}[/]"
+        swaps = f"[bold yellow]{r.num_swaps_90}[/]" if r.num_swaps_90 else "0"
+        dups = (f"{r.num_dup_pre_nms} ({_fmt(100 * r.dup_rate_pre_nms, '.1f')}%) → "
+                f"{r.num_dup_post_nms} ({_fmt(100 * r.dup_rate_post_nms, '.1f')}%)")
+        if r.num_dup_post_nms:
+            dups = f"[bold red]{dups}[/]"
+        table.add_row(
+            r[0], str(r.num_gt), str(r.num_pred), str(r.num_matched),
+            _fmt(math.degrees(r.mean_abs_yaw_err) if r.num_matched else float("nan"), ".1f") + "°"
+            if r.num_matched else "-",
+            flips, swaps, _fmt(r.aoe_nusc, ".3f"), dups, str(r.num_dup_gt), str(r.num_kept_nms),
+            f"[bold red]{r.tp_lost_by_nms}[/]" if r.tp_lost_by_nms else "0",
+        )
+    return table
+
+
+def histogram_text(counts: np.ndarray, height: int = 4) -> list[str]:
+    """Unicode bar chart of ``counts`` (one column per bin), ``height`` rows of eighth-blocks.
+
+    Square-root scale so that a few flips still show next to the peak at 0; any non-zero bin gets at least one
+    eighth. Returns ``height`` lines followed by an axis line labelled in degrees.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.size
+    top = counts.max() if n else 0
+    levels = np.zeros(n, dtype=np.int64)
+    if top > 0:
+        levels = np.ceil(np.sqrt(counts / top) * 8 * height).astype(np.int64)
+    lines = []
+    for row in range(height - 1, -1, -1):
+        cell = np.clip(levels - 8 * row, 0, 8)
+        lines.append("".join(_BLOCKS[c] for c in cell))
+    axis = [" "] * n
+    for deg in (-180, -90, 0, 90, 180):
+        label = f"{deg}"
+        col = min(max(int(round((deg + 180) / 360 * n)) - (len(label) // 2), 0), max(n - len(label), 0))
+        axis[col:col + len(label)] = list(label)
+    lines.append("".join(axis)[:n])
+    return lines
+
+
+def render(report, console=None) -> None:
+    """Print the table, then a residual histogram for every class with flips, then the written files."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = console or Console()
+    console.print(summary_table(report))
+    hist = report.tables.hist
+    s = report.tables.summary
+    flip_classes = s[(s["band"] == ALL_BANDS) & (s["num_flips"] > 0)]["class"].tolist()
+    for c in flip_classes:
+        h = hist[(hist["class"] == c) & (hist["band"] == ALL_BANDS)]
+        n = int(h["count"].sum())
+        console.print(f"\n[bold]{escape(c)}[/]: yaw residual pred - GT, {n} matches, "
+                      f"{len(h)} bins of {360 / len(h):g}° (sqrt scale)")
+        for line in histogram_text(h["count"].to_numpy()):
+            console.print(escape(line), highlight=False)
+    dropped = {k: v for k, v in report.metadata.get("dropped", {}).items() if v}
+    if dropped:
+        console.print("left out before the analysis: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
+
+
+def json_payload(report, written: list[Path]) -> str:
+    meta = report.metadata
+    keys = ("dataset_version", "split", "predictions_file", "predictions_sha256", "num_predictions_evaluated",
+            "num_gt_evaluated", "dropped", "eval_frame", "options", "aoe_nusc", "config", "config_sha256")
+    payload: dict[str, Any] = {
+        "meta": {k: meta[k] for k in keys if k in meta},
+        "summary": json.loads(report.tables.summary.to_json(orient="records")),
+        "written": [str(p) for p in written],
+    }
+    if report.tables.nms_sweep is not None:
+        payload["nms_sweep"] = json.loads(report.tables.nms_sweep.to_json(orient="records"))
+    return json.dumps(payload, indent=2)
+
+
+def plot_png(report, path: Path) -> Path:
+    """Residual histograms (band ``all``) of every class with matches, one panel each, saved as PNG (Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from assignaudit.report import atomic_write_bytes
+
+    hist = report.tables.hist
+    h = hist[hist["band"] == ALL_BANDS]
+    classes = [c for c in dict.fromkeys(h["class"]) if h.loc[h["class"] == c, "count"].sum() > 0]
+    n = max(len(classes), 1)
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    for ax, c in zip(axes.ravel(), classes):
+        hc = h[h["class"] == c]
+        ax.set_visible(True)
+        lo, hi = np.degrees(hc["bin_lo"].to_numpy()), np.degrees(hc["bin_hi"].to_numpy())
+        ax.bar(lo, hc["count"].to_numpy(), width=hi - lo, align="edge", color="tab:blue")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_xlim(-180, 180)
+        ax.set_xticks([-180, -90, 0, 90, 180])
+        ax.set_title(c, fontsize=9)
+    fig.suptitle("yaw residual (pred - GT, degrees)", fontsize=10)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
