@@ -94,9 +94,9 @@ def pcdet_rule_dense(m: torch.Tensor, t_pos: float, t_neg: float):
 
 
 def run_dense(anchors, frames, layout):
-    from assignaudit.assign.candidates import op
+    from assignaudit import ops
 
-    iou = op("box_iou_nearest_bev")
+    iou = ops.box_iou_nearest_bev
     slices = anchors.set_slices
     for gt, gs in frames:
         for s, aset in enumerate(layout.anchor_sets):
@@ -118,11 +118,11 @@ def build_strtree(anchors):
 def run_shapely(tree, polys, anchors, frames, layout):
     import shapely
 
-    from assignaudit.assign.candidates import op
+    from assignaudit import ops
 
     set_index = anchors.set_index.numpy()
     for gt, gs in frames:
-        g = op("nearest_bev_xyxy")(gt, "pcdet").double().numpy()
+        g = ops.nearest_bev_xyxy(gt, "pcdet").double().numpy()
         gpolys = shapely.box(g[:, 0], g[:, 1], g[:, 2], g[:, 3])
         gi, ai = tree.query(gpolys, predicate="intersects")
         same = set_index[ai] == gs.numpy()[gi]
@@ -144,7 +144,9 @@ def run_shapely(tree, polys, anchors, frames, layout):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: leave torch's default)")
+    # The sparse path is ~100 small ops per frame: intra-op threads only add synchronisation (and collapse under
+    # CPU contention); scale with worker processes instead (performance-facts.md).
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
     ap.add_argument("--baseline-frames", type=int, default=3)
     args = ap.parse_args()
     if args.threads:

@@ -263,6 +263,9 @@ def test_match_height_uses_3d_iou():
     # a rotated GT still finds its candidates (AABB of the rotated box)
     gt_rot = boxes((3.0, 3.0, 0.0, 2.0, 2.0, 2.0, 0.3))
     assert run(a, gt_rot, [0], p3d).gt_num_pos[0] >= 1
+    # exact rotated BEV IoU (z ignored): the z = 2.5 GT is identical in BEV to anchor (3, 3) -> IoU 1
+    rbev = run(a, gt_hi, [0], AssignerParams(framework=Framework.MMDET, iou=IouKind.BEV))
+    assert rbev.gt_num_pos.tolist() == [1] and rbev.gt_max_iou[0] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_inputs_are_not_modified():

@@ -25,6 +25,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from assignaudit import ops
 from assignaudit.assign.params import AnchorLayout, AnchorSet
 from assignaudit.bands import Bands
 from assignaudit.errors import ConfigError
@@ -97,7 +98,8 @@ class Anchors:
     edges: Mapping[str, CandidateEdges]
     """Per mode in `EDGE_MODES`: the combo edge tables."""
     matched_threshold: torch.Tensor
-    """float32 ``[S]`` (float32 like the IoU it is compared with; see `threshold_tensor`)."""
+    """float32 ``[S]`` per-set positive threshold (float32: torch compares the float32 IoU with a Python float in
+    float32, as upstream does)."""
     unmatched_threshold: torch.Tensor
     """float32 ``[S]``."""
     _cache: dict = field(default_factory=dict, repr=False)
@@ -218,8 +220,6 @@ def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", b
     OpenPCDet could not build (empty sets, a feature map with < 2 cells and align_center False, single-head sets with
     different grids).
     """
-    from assignaudit.assign.candidates import op
-
     _validate(layout)
     bands = bands if bands is not None else Bands()
     sets = layout.anchor_sets
@@ -307,7 +307,7 @@ def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", b
     combo_stride_t = torch.tensor(combo_stride, dtype=torch.int64)
     combo_nxy_t = torch.tensor(combo_nxy, dtype=torch.int64)
 
-    xyxy = {conv: op("nearest_bev_xyxy")(boxes, conv).to(torch.float32) for conv in ("pcdet", "mmdet3d")}
+    xyxy = {conv: ops.nearest_bev_xyxy(boxes, conv).to(torch.float32) for conv in ("pcdet", "mmdet3d")}
     edges = {conv: _nearest_edges(xyxy[conv], combo_base_t, combo_stride_t, combo_nxy_t) for conv in xyxy}
     edges["rotated"] = _rotated_edges(boxes, combo_base_t, combo_stride_t, combo_nxy_t)
     band_index, band_counts = _band_tables(boxes, set_index, n_sets, bands)
@@ -362,9 +362,7 @@ def _nearest_edges(xyxy: torch.Tensor, base, stride, nxy) -> CandidateEdges:
 
 def rotated_aabb(boxes: torch.Tensor) -> torch.Tensor:
     """float64 ``[N, 4]`` xyxy AABB of each rotated BEV box grown by `ROTATED_AABB_MARGIN_M` (``ops.bev_aabb``)."""
-    from assignaudit.assign.candidates import op
-
-    return op("bev_aabb")(boxes.to(torch.float64), pad=ROTATED_AABB_MARGIN_M)
+    return ops.bev_aabb(boxes.to(torch.float64), pad=ROTATED_AABB_MARGIN_M)
 
 
 def _rotated_edges(boxes: torch.Tensor, base, stride, nxy) -> CandidateEdges:

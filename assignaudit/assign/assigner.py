@@ -39,7 +39,7 @@ import torch
 from assignaudit import schema
 from assignaudit.assign.anchors import Anchors
 from assignaudit.assign.candidates import candidate_iou, enumerate_candidates, gt_rectangles
-from assignaudit.assign.params import AssignerParams, Framework, IouKind
+from assignaudit.assign.params import AssignerParams, Framework
 from assignaudit.assign.result import FrameAssignment
 from assignaudit.bands import Bands
 from assignaudit.errors import ConfigError, DataError

@@ -17,21 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from assignaudit import ops
 from assignaudit.assign.anchors import Anchors, CandidateEdges, rotated_aabb
 from assignaudit.assign.params import Framework, IouKind
 
-
-def op(name: str):
-    """A public `assignaudit.ops` function (falls back to its defining module while ``ops/__init__`` does not
-    re-export it yet)."""
-    from assignaudit import ops
-
-    fn = getattr(ops, name, None)
-    if fn is None:
-        from assignaudit.ops import nearest, rotated
-
-        fn = getattr(nearest, name, None) or getattr(rotated, name)
-    return fn
 
 
 @dataclass(frozen=True)
@@ -49,7 +38,7 @@ class Candidates:
 def gt_rectangles(gt_boxes: torch.Tensor, iou: IouKind, convention: str) -> tuple[torch.Tensor, str]:
     """BEV rectangles ``[K, 4]`` (x1, y1, x2, y2) of the GT for the window search, and the edge mode to use."""
     if iou is IouKind.NEAREST_BEV:
-        return op("nearest_bev_xyxy")(gt_boxes, convention).to(torch.float32), convention
+        return ops.nearest_bev_xyxy(gt_boxes, convention).to(torch.float32), convention
     return rotated_aabb(gt_boxes), "rotated"
 
 
@@ -107,7 +96,7 @@ def candidate_iou(
     MATCH_HEIGHT) and exact geometry otherwise.
     """
     if iou is IouKind.NEAREST_BEV:
-        return op("xyxy_iou_aligned")(anchors.xyxy[convention][anchor], gt_rect[gt]).to(torch.float32)
+        return ops.xyxy_iou_aligned(anchors.xyxy[convention][anchor], gt_rect[gt]).to(torch.float32)
     margin = framework is Framework.PCDET
-    name = "box_iou_3d_aligned" if iou is IouKind.IOU_3D else "box_iou_bev_aligned"
-    return op(name)(anchors.boxes[anchor], gt_boxes[gt, :7], margin_compat=margin).to(torch.float32)
+    fn = ops.box_iou_3d_aligned if iou is IouKind.IOU_3D else ops.box_iou_bev_aligned
+    return fn(anchors.boxes[anchor], gt_boxes[gt, :7], margin_compat=margin).to(torch.float32)

@@ -26,7 +26,7 @@ import torch
 
 from assignaudit.errors import DataError
 from assignaudit.ops._checks import check_boxes, check_scores
-from assignaudit.ops.dense import _candidates, _chunked
+from assignaudit.ops.dense import _candidates
 from assignaudit.ops.pairs import aabb_overlap_pairs
 from assignaudit.ops.rotated import box_iou_bev_aligned
 
@@ -81,13 +81,13 @@ def nms_bev(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, pre
 def _nms_graph(boxes, scores, labels, iou_threshold, pre_max, post_max, margin_compat) -> torch.Tensor:
     order = _rank_order(scores, pre_max)
     b = boxes[order]
-    ia, ib = _candidates(b, b, margin_compat)
+    ia, ib = _candidates(b, b, margin_compat, ordered=False)  # the sweep groups edges itself
     fwd = ia < ib  # rank i may suppress later rank j
     if labels is not None:
         lab = labels[order]
         fwd &= lab[ia] == lab[ib]
     ia, ib = ia[fwd], ib[fwd]
-    iou = _chunked(box_iou_bev_aligned, b, b, ia, ib, margin_compat=margin_compat)
+    iou = box_iou_bev_aligned(b[ia], b[ib], margin_compat=margin_compat)
     edge = iou > iou_threshold
     keep = _greedy_sweep(order.shape[0], ia[edge], ib[edge])
     kept = order[torch.from_numpy(np.nonzero(keep)[0]).to(order.device)]
@@ -174,7 +174,7 @@ def circle_nms(boxes_or_centres: torch.Tensor, scores: torch.Tensor, min_radius_
     # the square corners at ~100 m. The exact squared-distance test below decides.
     hw = 0.5 * math.sqrt(min_radius_sq) * (1 + 1e-4) + 1e-4
     sq = torch.cat((c - hw, c + hw), dim=1)
-    ia, ib = aabb_overlap_pairs(sq, sq)
+    ia, ib = aabb_overlap_pairs(sq, sq, ordered=False)
     fwd = ia < ib
     ia, ib = ia[fwd], ib[fwd]
     dx = c[ia, 0] - c[ib, 0]

@@ -92,10 +92,11 @@ class AabbIndex:
         keys, perm = torch.sort(keys)
         return AabbIndex(b_xyxy, vidx[perm], keys, tuple(groups), tuple(n_strips), x0, y0, width, span)
 
-    def query(self, a_xyxy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def query(self, a_xyxy: torch.Tensor, *, ordered: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Pairs ``(i, j)`` with ``a_xyxy[i]`` and the indexed box ``j`` overlapping with positive area.
 
-        Returns two ``LongTensor[P]`` sorted by ``(i, j)``.
+        Returns two ``LongTensor[P]``, sorted by ``(i, j)`` when ``ordered`` (otherwise in an unspecified but
+        deterministic order, which saves a sort when the caller does not need it).
         """
         _check_xyxy("a_xyxy", a_xyxy)
         dev = a_xyxy.device
@@ -127,12 +128,15 @@ class AabbIndex:
         hit = ((torch.minimum(a_[:, 2], b_[:, 2]) > torch.maximum(a_[:, 0], b_[:, 0]))
                & (torch.minimum(a_[:, 3], b_[:, 3]) > torch.maximum(a_[:, 1], b_[:, 1])))
         qi, bj = qi[hit], bj[hit]
+        if not ordered:
+            return qi, bj
         key = qi * self.boxes.shape[0] + bj
         key, perm = torch.sort(key)
         return qi[perm], bj[perm]
 
 
-def aabb_overlap_pairs(a_xyxy: torch.Tensor, b_xyxy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def aabb_overlap_pairs(a_xyxy: torch.Tensor, b_xyxy: torch.Tensor, *,
+                       ordered: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Index pairs ``(i, j)`` whose axis-aligned boxes ``a_xyxy[i]`` and ``b_xyxy[j]`` overlap with positive area.
 
     Args:
@@ -140,14 +144,17 @@ def aabb_overlap_pairs(a_xyxy: torch.Tensor, b_xyxy: torch.Tensor) -> tuple[torc
             device). Boxes with zero or negative extent, or non-finite coordinates, overlap nothing.
 
     Returns:
-        ``(ia, ib)``: two ``LongTensor[P]`` sorted by ``(ia, ib)``. Memory is O(N + M + candidates), never N x M.
+        ``(ia, ib)``: two ``LongTensor[P]`` sorted by ``(ia, ib)`` (``ordered=False`` skips that sort). Memory is
+        O(N + M + candidates), never N x M.
         The larger set is indexed (see `AabbIndex`; build one yourself to reuse it across calls).
     """
     _check_xyxy("a_xyxy", a_xyxy)
     _check_xyxy("b_xyxy", b_xyxy)
     if b_xyxy.shape[0] >= a_xyxy.shape[0]:
-        return AabbIndex.build(b_xyxy).query(a_xyxy)
-    jb, ia = AabbIndex.build(a_xyxy).query(b_xyxy)
+        return AabbIndex.build(b_xyxy).query(a_xyxy, ordered=ordered)
+    jb, ia = AabbIndex.build(a_xyxy).query(b_xyxy, ordered=False)
+    if not ordered:
+        return ia, jb
     key = ia * b_xyxy.shape[0] + jb
     perm = torch.argsort(key)
     return ia[perm], jb[perm]

@@ -20,6 +20,7 @@ def _fmt(v: float, spec: str, nan: str = "-") -> str:
 
 def summary_table(report):
     """A rich Table: one row per class (band ``all``)."""
+    from rich import box
     from rich.table import Table
 
     meta = report.metadata
@@ -37,27 +38,27 @@ def summary_table(report):
                f"{', nuScenes filters' if opts.get('nusc_filters') else ''}; NMS {nms_desc}"),
         title_justify="left",
     )
-    for name, justify in (("class", "left"), ("GT", "right"), ("pred", "right"), ("matched", "right"),
-                          ("mean |err|", "right"), ("flips", "right"), ("90° swaps", "right"),
-                          ("nuScenes AOE", "right"), ("dups pre→post NMS", "right"), ("GT-view dups", "right"),
-                          ("kept", "right"), ("TP lost by NMS", "right")):
-        table.add_column(name, justify=justify)
+    table.box = box.SIMPLE_HEAD
+    table.pad_edge = False
+    table.add_column("class", no_wrap=True)
+    for name in ("GT", "pred", "matched", "|err|", "flips", "90°", "AOE", "dups→NMS", "TP lost"):
+        table.add_column(name, justify="right", no_wrap=True)
     for r in s.itertuples(index=False):  # r[0] is the class ("class" is a keyword: no attribute)
-        flips = f"{r.num_flips} ({_fmt(100 * r.flip_rate, '.1f')}%)" if r.num_matched else "-"
+        flips = f"{r.num_flips} {_fmt(100 * r.flip_rate, '.0f')}%" if r.num_matched else "-"
         if r.num_flips:
             flips = f"[bold red]{flips}[/]"
         swaps = f"[bold yellow]{r.num_swaps_90}[/]" if r.num_swaps_90 else "0"
-        dups = (f"{r.num_dup_pre_nms} ({_fmt(100 * r.dup_rate_pre_nms, '.1f')}%) → "
-                f"{r.num_dup_post_nms} ({_fmt(100 * r.dup_rate_post_nms, '.1f')}%)")
+        dups = f"{r.num_dup_pre_nms}→{r.num_dup_post_nms}"
         if r.num_dup_post_nms:
-            dups = f"[bold red]{dups}[/]"
-        table.add_row(
-            r[0], str(r.num_gt), str(r.num_pred), str(r.num_matched),
-            _fmt(math.degrees(r.mean_abs_yaw_err) if r.num_matched else float("nan"), ".1f") + "°"
-            if r.num_matched else "-",
-            flips, swaps, _fmt(r.aoe_nusc, ".3f"), dups, str(r.num_dup_gt), str(r.num_kept_nms),
-            f"[bold red]{r.tp_lost_by_nms}[/]" if r.tp_lost_by_nms else "0",
-        )
+            dups = f"{r.num_dup_pre_nms}→[bold red]{r.num_dup_post_nms}[/]"
+        err = _fmt(math.degrees(r.mean_abs_yaw_err), ".1f") + "°" if r.num_matched else "-"
+        table.add_row(r[0], str(r.num_gt), str(r.num_pred), str(r.num_matched), err, flips, swaps,
+                      _fmt(r.aoe_nusc, ".3f"), dups,
+                      f"[bold red]{r.tp_lost_by_nms}[/]" if r.tp_lost_by_nms else "0")
+    table.caption = ("|err|: mean |yaw residual|; flips: |residual| >= "
+                     f"{opts['flip_deg']:g}°; 90°: length/width swaps; AOE: nuScenes (rad); "
+                     "dups→NMS: duplicates before → after NMS (GT-view duplicates and kept counts: --json / Parquet)")
+    table.caption_justify = "left"
     return table
 
 
