@@ -14,6 +14,7 @@ they are skipped here too and counted in the metadata (`num_frames_skipped_empty
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -251,7 +252,9 @@ def run_count(
         database, seen = build_database(frames_pass1, config, return_classes=True)
         vocabulary = vocabulary or tuple(sorted(seen))
     check_classes(config, set(vocabulary))
-    replay = AugmentationReplay(config, database if uses_gt_sampling else None, seed=options.seed)
+    # --no-augment: no random op at all (the filters still apply), so the replay gets no ops and needs no database.
+    replay_config = config if options.augment else dataclasses.replace(config, augmentations=())
+    replay = AugmentationReplay(replay_config, database if uses_gt_sampling else None, seed=options.seed)
 
     total_frames = min(len(source), options.max_frames or len(source))
     total = total_frames * options.replays
@@ -283,7 +286,7 @@ def run_count(
     frames_buf = _RowBuffer(None if only_summary or out_dir is None else Path(out_dir) / schema.FRAMES_FILE,
                             FRAMES_SCHEMA, metadata)
     t = _Tallies(num_c, num_b + 1)
-    anchors_per_set_band = anchors.num_per_set_band  # [S, B]
+    anchors_per_set_band = anchors.band_counts  # [S, B]
     band_names = np.array(bands.names, dtype=object)
     num_assigned = num_skipped = done = 0
     try:

@@ -78,13 +78,12 @@ def count_cmd(
 
 
 def _render(result, class_names) -> None:
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     summary = result.summary
     bands = [b for b in summary["band"].unique() if b != "all"] + ["all"]
     meta = result.metadata
     table = Table(
-        title=f"positives / GT (GT with 0 positives) -- {meta['config_name']}, "
-              f"{meta['dataset']['version']}:{meta['dataset']['split']}, "
+        title=f"positives / GT (GT with 0 positives) -- {meta['config_name']}, {_dataset_label(meta['dataset'])}, "
               f"{meta['num_frames_assigned']} frame(s) x {meta['replays']} replay(s), seed {meta['seed']}",
         title_justify="left",
     )
@@ -97,7 +96,7 @@ def _render(result, class_names) -> None:
     for c in class_names:
         cells = []
         for b in bands:
-            row = by.loc[(c, b)]
+            row = by.loc[(c, b)]  # noqa: PD011
             gt, pos, zero = int(row.num_gt), int(row.num_pos), int(row.num_gt_zero_pos)
             text = f"{pos}/{gt}" if gt else "-"
             if zero:
@@ -109,6 +108,10 @@ def _render(result, class_names) -> None:
             name = f"[yellow]{c} (no GT)[/]"
         table.add_row(name, *cells, f"{int(allrow.num_neg):,}", f"{int(allrow.num_ignore):,}")
     console.print(table)
+    all_rows = summary[summary.band == "all"]
+    no_gt = all_rows.loc[all_rows.num_gt == 0, "class"].tolist()
+    if no_gt:
+        console.print(f"[yellow]class(es) with no GT in this data: {', '.join(no_gt)}[/]")
     zero_total = int(summary.loc[summary.band == "all", "num_gt_zero_pos"].sum())
     if zero_total:
         console.print(f"[bold red]{zero_total} GT object(s) get no positive anchor[/] "
@@ -119,3 +122,9 @@ def _render(result, class_names) -> None:
     for p in result.written:
         console.print(f"wrote {p}")
 
+
+
+def _dataset_label(dataset: dict) -> str:
+    if dataset.get("kind") == "nuscenes":
+        return f"nuScenes {dataset['version']}:{dataset['split']}"
+    return f"{dataset.get('kind')} {dataset.get('dataroot')}"

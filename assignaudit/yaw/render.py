@@ -40,24 +40,29 @@ def summary_table(report):
     )
     table.box = box.SIMPLE_HEAD
     table.pad_edge = False
-    table.add_column("class", no_wrap=True)
-    for name in ("GT", "pred", "matched", "|err|", "flips", "90°", "AOE", "dups→NMS", "TP lost"):
-        table.add_column(name, justify="right", no_wrap=True)
+    table.padding = (0, 1, 0, 0)  # one space between columns: the table fits 80 columns
+    headers = ("class", "GT", "pred", "match", "|err|", "flips", "90°", "AOE", "dups", "lost")
+    rows = []
     for r in s.itertuples(index=False):  # r[0] is the class ("class" is a keyword: no attribute)
         flips = f"{r.num_flips} {_fmt(100 * r.flip_rate, '.0f')}%" if r.num_matched else "-"
-        if r.num_flips:
-            flips = f"[bold red]{flips}[/]"
-        swaps = f"[bold yellow]{r.num_swaps_90}[/]" if r.num_swaps_90 else "0"
-        dups = f"{r.num_dup_pre_nms}→{r.num_dup_post_nms}"
-        if r.num_dup_post_nms:
-            dups = f"{r.num_dup_pre_nms}→[bold red]{r.num_dup_post_nms}[/]"
         err = _fmt(math.degrees(r.mean_abs_yaw_err), ".1f") + "°" if r.num_matched else "-"
-        table.add_row(r[0], str(r.num_gt), str(r.num_pred), str(r.num_matched), err, flips, swaps,
-                      _fmt(r.aoe_nusc, ".3f"), dups,
-                      f"[bold red]{r.tp_lost_by_nms}[/]" if r.tp_lost_by_nms else "0")
+        rows.append(([r[0], str(r.num_gt), str(r.num_pred), str(r.num_matched), err, flips, str(r.num_swaps_90),
+                      _fmt(r.aoe_nusc, ".3f"), f"{r.num_dup_pre_nms}→{r.num_dup_post_nms}", str(r.tp_lost_by_nms)],
+                     (r.num_flips > 0, r.num_swaps_90 > 0, r.num_dup_post_nms > 0, r.tp_lost_by_nms > 0)))
+    # Fixed widths from the plain text, so that rich never elides a number in a narrow terminal.
+    widths = [max([len(h)] + [len(cells[k]) for cells, _ in rows]) for k, h in enumerate(headers)]
+    for k, h in enumerate(headers):
+        table.add_column(h, justify="left" if k == 0 else "right", no_wrap=True, min_width=widths[k])
+    for cells, (flip, swap, dup_left, lost) in rows:
+        for k, bad, style in ((5, flip, "bold red"), (6, swap, "bold yellow"), (8, dup_left, "bold red"),
+                              (9, lost, "bold red")):
+            if bad:
+                cells[k] = f"[{style}]{cells[k]}[/]"
+        table.add_row(*cells)
     table.caption = ("|err|: mean |yaw residual|; flips: |residual| >= "
                      f"{opts['flip_deg']:g}°; 90°: length/width swaps; AOE: nuScenes (rad); "
-                     "dups→NMS: duplicates before → after NMS (GT-view duplicates and kept counts: --json / Parquet)")
+                     "dups: duplicates before → after NMS; lost: true positives NMS removed "
+                     "(GT-view duplicates and kept counts: --json / Parquet)")
     table.caption_justify = "left"
     return table
 
