@@ -128,7 +128,9 @@ def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.
     found = (s_key[pos] == c_key) if s_key.numel() else torch.zeros_like(c_key, dtype=torch.bool)
     cand_iou = torch.where(found, s_iou[pos] if s_iou.numel() else anchors.new_zeros(()),
                            anchors.new_zeros(())).view(topk, n_g)
-    threshold = cand_iou.mean(dim=0) + cand_iou.std(dim=0, unbiased=True) + THRESHOLD_EPS
+    # torch's unbiased std of one value is NaN (with a warning): keep the NaN, skip the warning.
+    std = cand_iou.std(dim=0, unbiased=True) if topk > 1 else torch.full_like(cand_iou[0], float("nan"))
+    threshold = cand_iou.mean(dim=0) + std + THRESHOLD_EPS
     is_pos = cand_iou >= threshold[None, :]
 
     # BEV inside test in the GT's frame (rotate the offset by -yaw).
