@@ -96,28 +96,41 @@ SET_HELP = "Override a config key: --set KEY VALUE (repeatable; OpenPCDet dotted
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def parse_set_overrides(extra_args: list[str]) -> list[tuple[str, str]]:
-    """``--set KEY VALUE`` pairs (OpenPCDet's spelling, which typer cannot declare) from a command's extra args.
-
-    Also accepts ``--set KEY=VALUE``. Anything else left over is an unknown option: a usage error.
-    """
+def split_set_overrides(tokens: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Split raw tokens into positionals and ``--set KEY VALUE`` pairs (OpenPCDet's spelling, which typer cannot
+    declare). ``--set KEY=VALUE`` is accepted too (keys never contain '='). Any other option is a usage error."""
     from assignaudit.errors import ConfigError
 
+    positionals: list[str] = []
     pairs: list[tuple[str, str]] = []
     i = 0
-    while i < len(extra_args):
-        tok = extra_args[i]
-        if tok != "--set":
-            raise ConfigError(f"unknown option or argument: {tok!r} (see --help)")
-        if i + 1 < len(extra_args) and "=" in extra_args[i + 1] and not extra_args[i + 1].startswith("-"):
-            key, value = extra_args[i + 1].split("=", 1)
-            pairs.append((key, value))
-            i += 2
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "--set":
+            if i + 1 < len(tokens) and "=" in tokens[i + 1]:
+                key, value = tokens[i + 1].split("=", 1)
+                pairs.append((key, value))
+                i += 2
+                continue
+            if i + 2 >= len(tokens):
+                raise ConfigError("--set needs a KEY and a VALUE, e.g. --set anchors.0.matched_threshold 0.7")
+            pairs.append((tokens[i + 1], tokens[i + 2]))
+            i += 3
             continue
-        if i + 2 >= len(extra_args):
-            raise ConfigError("--set needs a KEY and a VALUE, e.g. --set MODEL.DENSE_HEAD.NAME AnchorHeadMulti")
-        pairs.append((extra_args[i + 1], extra_args[i + 2]))
-        i += 3
+        if tok.startswith("-") and len(tok) > 1:
+            raise ConfigError(f"unknown option {tok!r} (see --help)")
+        positionals.append(tok)
+        i += 1
+    return positionals, pairs
+
+
+def parse_set_overrides(extra_args: list[str]) -> list[tuple[str, str]]:
+    """The ``--set`` pairs of a command that takes no positional argument."""
+    from assignaudit.errors import ConfigError
+
+    positionals, pairs = split_set_overrides(extra_args)
+    if positionals:
+        raise ConfigError(f"unexpected argument {positionals[0]!r} (see --help)")
     return pairs
 
 

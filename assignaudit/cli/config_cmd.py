@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from assignaudit.cli.app import EXTRA_ARGS, JsonOpt, app, cli_errors
+from assignaudit.cli.app import EXTRA_ARGS, JsonOpt, app, cli_errors, split_set_overrides
 from assignaudit.errors import ConfigError
 
 config_app = typer.Typer(
@@ -27,31 +27,12 @@ def split_config_and_sets(tokens: list[str]) -> tuple[Optional[str], list[tuple[
     """``[CONFIG] --set KEY VALUE ...`` in any order -> (CONFIG or None, [(KEY, VALUE), ...]).
 
     typer cannot declare OpenPCDet's two-value ``--set``; click then hands ``--set`` to the optional positional,
-    so the command takes the raw tokens and splits them here. ``--set KEY=VALUE`` is accepted too.
+    so the command takes the raw tokens and splits them here.
     """
-    config: Optional[str] = None
-    pairs: list[tuple[str, str]] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok == "--set":
-            if i + 1 < len(tokens) and "=" in tokens[i + 1]:  # keys never contain '=': this is KEY=VALUE
-                key, value = tokens[i + 1].split("=", 1)
-                pairs.append((key, value))
-                i += 2
-                continue
-            if i + 2 >= len(tokens):
-                raise ConfigError("--set needs a KEY and a VALUE, e.g. --set anchors.0.matched_threshold 0.7")
-            pairs.append((tokens[i + 1], tokens[i + 2]))
-            i += 3
-            continue
-        if tok.startswith("-") and len(tok) > 1:
-            raise ConfigError(f"unknown option {tok!r} (see assignaudit config show --help)")
-        if config is not None:
-            raise ConfigError(f"expected at most one CONFIG, got {config!r} and {tok!r}")
-        config = tok
-        i += 1
-    return config, pairs
+    positionals, pairs = split_set_overrides(tokens)
+    if len(positionals) > 1:
+        raise ConfigError(f"expected at most one CONFIG, got {positionals[0]!r} and {positionals[1]!r}")
+    return (positionals[0] if positionals else None), pairs
 
 
 @config_app.command(
