@@ -27,6 +27,7 @@ def test_wrap_yaw_range_and_values():
                                                                                                dtype=torch.float64))
 
 
+@settings(deadline=None)
 @given(st.floats(-100, 100), st.floats(0.0, 1.0), st.floats(0.5, 10))
 def test_limit_period_maps_into_its_interval(v, off, period):
     r = float(cv.limit_period(np.float64(v), off, period))
