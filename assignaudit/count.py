@@ -286,7 +286,6 @@ def run_count(
     frames_buf = _RowBuffer(None if only_summary or out_dir is None else Path(out_dir) / schema.FRAMES_FILE,
                             FRAMES_SCHEMA, metadata)
     t = _Tallies(num_c, num_b + 1)
-    anchors_per_set_band = anchors.band_counts  # [S, B]
     band_names = np.array(bands.names, dtype=object)
     num_assigned = num_skipped = done = 0
     try:
@@ -326,7 +325,6 @@ def run_count(
     if num_skipped:
         log.warning("%d frame(s) had no GT left after filtering and were skipped (training resamples them)",
                     num_skipped)
-    del anchors_per_set_band
     return CountResult(summary, metadata, written, num_assigned, num_skipped)
 
 
