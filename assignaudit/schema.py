@@ -23,6 +23,21 @@ FRAMES_FILE: Final = "frames.parquet"
 REASON_NO_OVERLAP: Final = "no_overlap"  # best IoU with every anchor of its class is exactly 0
 REASON_TAKEN: Final = "taken_by_other_gt"  # its maximal anchors went to another GT via the identity rule
 REASON_BELOW_MIN_POS_IOU: Final = "below_min_pos_iou"  # mmdet: best IoU < min_pos_iou and < pos threshold
+# CenterHead heatmaps (assign/heatmap.py keeps the same strings)
+REASON_CELL_COLLISION: Final = "cell_collision"  # drawn, but an earlier GT of its class owns the same centre cell
+REASON_TRUNCATED_MAX_OBJS: Final = "truncated_max_objs"  # beyond NUM_MAX_OBJS / max_objs in the head's order
+REASON_OUT_OF_MAP: Final = "out_of_map"  # mmdet3d: integer centre cell outside the feature map, skipped
+REASON_DEGENERATE_SIZE: Final = "degenerate_size"  # dx or dy <= 0 in cells: skipped
+# Query heads (Hungarian replay)
+REASON_UNMATCHED: Final = "unmatched"  # more GT than queries: no query left for it
+
+# Added for the heatmap and query families (additive, written after SUMMARY_COLUMNS for every family; 0 / NaN where
+# a column has no meaning for the config's family). num_neg in the fixed columns stays "every negative"; for
+# heatmaps it is pure (hm == 0) + penalty-reduced (0 < hm < 1) cells, and num_neg_reduced is the latter part.
+SUMMARY_EXTRA_COLUMNS: Final = (
+    "num_neg_reduced", "num_gt_collision", "num_gt_truncated", "num_gt_clamped", "num_gt_out_of_map",
+    "num_gt_useless", "radius_p50",
+)
 
 # ---- yaw ---------------------------------------------------------------------------------------------------------
 YAW_SUMMARY_COLUMNS: Final = (

@@ -14,6 +14,7 @@ class Framework(str, Enum):
 
     PCDET = "pcdet"  # AxisAlignedTargetAssigner: no min_pos_iou, forced anchor keeps its own argmax GT
     MMDET = "mmdet"  # MaxIoUAssigner: min_pos_iou gate, forcing GT wins, later GT index overwrites earlier
+    ATSS = "atss"  # OpenPCDet ATSSTargetAssigner (§4): class-agnostic, rotated BEV IoU, top-k 3D centre distance
 
 
 class IouKind(str, Enum):
@@ -35,6 +36,9 @@ class AnchorSet:
     feature_map_stride: int = 1
     align_center: bool = False
     min_pos_iou: float | None = None  # mmdet semantics only; None -> AssignerParams.min_pos_iou
+    anchor_range: tuple[float, float, float, float, float, float] | None = None
+    """mmdet3d generators only: this size's ``ranges`` entry (x_min, y_min, z_min, x_max, y_max, z_max), metres,
+    z = anchor **bottom** (mmdet3d boxes are bottom-centred). None: the layout's point_cloud_range. pcdet: unused."""
 
     @property
     def num_anchors_per_location(self) -> int:
@@ -49,6 +53,25 @@ class AnchorLayout:
     voxel_size: tuple[float, float, float]
     anchor_sets: tuple[AnchorSet, ...]
     multihead: bool = True  # AnchorHeadMulti flat order (class, size, rot, z, y, x) vs single (z, y, x, class, ...)
+    generator: str = "pcdet"
+    """Whose anchor generator (assignment-semantics §2, §6.4):
+    ``pcdet``: OpenPCDet AnchorGenerator (arange; ``align_center`` per set);
+    ``mmdet3d``: ``Anchor3DRangeGenerator`` (linspace, endpoints included);
+    ``mmdet3d_aligned``: ``AlignedAnchor3DRangeGenerator`` (cell centres; ``align_corner`` below).
+    mmdet3d layouts are always single-head order per level ``(z, y, x, set, size, rot)``, levels concatenated."""
+    align_corner: bool = False  # mmdet3d_aligned only
+    levels: tuple["AnchorLevel", ...] = ()
+    """mmdet3d FPN levels, concatenated in this order before assignment. Empty: one level at each set's
+    ``feature_map_stride`` with scale 1."""
+
+
+@dataclass(frozen=True)
+class AnchorLevel:
+    """One FPN output level of an mmdet3d anchor head: feature map = ``grid[:2] // feature_map_stride``; anchor
+    sizes are multiplied by ``scale`` (``Anchor3DRangeGenerator(scales=[...])``)."""
+
+    feature_map_stride: int
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,3 +85,18 @@ class AssignerParams:
     gt_max_assign_all: bool = True  # mmdet only: every tied prior is forced (pcdet always does this)
     class_agnostic: bool = False  # mmdet only: one assigner over all anchors and all GT
     match_low_quality: bool = True  # mmdet only
+    assign_per_class: bool = True
+    """mmdet with one assigner per anchor size (``train_cfg.assigner`` a list, ``class_agnostic`` False): True ->
+    size i sees only GT of class i (the set's class); False -> every size's assigner sees every GT of every class
+    (mm3d <= 0.18 KITTI PointPillars, SECOND KITTI at HEAD; assignment-semantics §6.5)."""
+    atss_topk: int = 9  # ATSS only: candidates per GT
+    atss_upstream_quirks: bool = False  # ATSS only: reproduce the transposed inside-GT test (§4 step 3)
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    """A query-based head's Hungarian matcher (assignment-semantics §8)."""
+
+    cost: str = "detr3d"  # "detr3d" (DETR3D / PETR) | "transfusion" (OpenPCDet TransFusion)
+    num_queries: int = 900
+    num_layers: int = 6  # decoder layers whose outputs are matched independently

@@ -44,4 +44,35 @@ class GTSampling:
     limit_whole_scene: bool = True
 
 
-AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling]
+@dataclass(frozen=True)
+class GlobalRotScaleTrans:
+    """mmdet3d 1.x ``GlobalRotScaleTrans`` (spec §9.2): rotate (alpha ~ U(rot_range), counter-clockwise, velocity
+    too) -> scale (s ~ U(scale_range): xyz, dims, velocity) -> translate (t ~ N(0, std) per axis), always in this
+    order, draws in this order."""
+
+    rot_range_rad: tuple[float, float] = (-0.3925, 0.3925)
+    scale_range: tuple[float, float] = (0.95, 1.05)
+    translation_std_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class RandomFlip3D:
+    """mmdet3d 1.x ``RandomFlip3D`` (spec §9.2): horizontal if u < ratio_h (y -> -y, vy -> -vy, yaw -> -yaw), then
+    vertical if u < ratio_v (x -> -x, vx -> -vx, yaw -> -yaw + pi)."""
+
+    flip_ratio_bev_horizontal: float = 0.5
+    flip_ratio_bev_vertical: float = 0.0
+
+
+@dataclass(frozen=True)
+class ObjectSample:
+    """mmdet3d ``ObjectSample`` / ``DataBaseSampler`` (spec §9.2): per class k = round(rate * (max_num - #GT of the
+    class)); BEV-corner collision against GT and earlier accepted samples, and **greedily** within the batch."""
+
+    sample_groups: tuple[tuple[str, int], ...]  # (class, max_num) in sample_groups order
+    min_points: tuple[tuple[str, int], ...] = ()  # prepare.filter_by_min_points, per class
+    rate: float = 1.0
+
+
+AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling, GlobalRotScaleTrans,
+              RandomFlip3D, ObjectSample]

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from assignaudit.assign.params import AnchorLayout, AssignerParams
+from assignaudit.assign.heatmap import HeatmapParams
+from assignaudit.assign.params import AnchorLayout, AssignerParams, QueryParams
 from assignaudit.augment.params import AugOp
 
 
@@ -20,6 +21,9 @@ class GTFilters:
     min_lidar_points: int = 1  # FILTER_MIN_POINTS_IN_GT: keep num_lidar_pts >= this (pcdet nuScenes: 1)
     class_mapping: tuple[tuple[str, str], ...] = ()  # dataset class -> config class (applied before the class filter)
     range_filter: str = "pcdet"  # "pcdet": centre inside on x, y, z inclusive; "mmdet3d": BEV strictly inside
+    use_valid_flag: bool = False
+    """mmdet3d nuScenes ``use_valid_flag=True`` (CenterPoint configs): keep ``num_lidar_pts + num_radar_pts > 0``
+    instead of the LiDAR-point filter, so 0-LiDAR-point boxes with radar points are kept (spec §9.2, §12.11)."""
 
 
 @dataclass(frozen=True)
@@ -35,18 +39,32 @@ class PostProcessing:
     circle_min_radius_sq: tuple[float, ...] = ()  # squared metres, per task/class group
 
 
+HEAD_KINDS = ("anchor", "center", "query")
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
+    """``head`` says which target family the detector trains with, and which of the three parameter blocks is set:
+
+    * ``anchor``: ``anchors`` + ``assigner`` (AxisAligned, MaxIoU or ATSS; §3, §4, §6);
+    * ``center``: ``heatmap`` (OpenPCDet or mmdet3d CenterHead; §5, §7);
+    * ``query``: ``query`` (Hungarian matching of decoder queries; §8).
+    """
+
     name: str
     class_names: tuple[str, ...]
     point_cloud_range: tuple[float, float, float, float, float, float]
     voxel_size: tuple[float, float, float]
-    anchors: AnchorLayout
-    assigner: AssignerParams
+    anchors: AnchorLayout | None
+    assigner: AssignerParams | None
     augmentations: tuple[AugOp, ...] = ()
     gt_filters: GTFilters = field(default_factory=GTFilters)
     post_processing: PostProcessing = field(default_factory=PostProcessing)
     source: str = "preset"  # where it came from: preset name or config path
+    head: str = "anchor"
+    heatmap: HeatmapParams | None = None
+    query: QueryParams | None = None
+    framework: str = "pcdet"  # "pcdet" | "mmdet3d": whose semantics the config reproduces (reports, compare)
 
     @property
     def grid_size(self) -> tuple[int, int, int]:
