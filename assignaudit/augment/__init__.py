@@ -1,5 +1,6 @@
-"""Seeded, deterministic replay of the augmentation list (flip, rotation, scaling, translation, gt_sampling) and
-the post-augmentation GT filters. See `assignaudit.augment.replay` for the pipeline order and the seeding."""
+"""Seeded, deterministic replay of the augmentation list and the GT filters: OpenPCDet's ops (flip, rotation,
+scaling, translation, gt_sampling) and mmdetection3d 1.x's (GlobalRotScaleTrans, RandomFlip3D, ObjectSample,
+use_valid_flag). See `assignaudit.augment.replay` for the pipeline orders and the seeding."""
 
 from assignaudit.augment.database import ClassDatabase, GTDatabase, build_database
 from assignaudit.augment.frame import (

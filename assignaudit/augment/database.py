@@ -8,6 +8,13 @@ per class; pasting a box is pasting its stored canonical box at its stored locat
 Deviation (documented): upstream counts ``num_points_in_gt`` with the points of ``MAX_SWEEPS`` (10) sweeps inside
 the box; we use the annotation's ``num_lidar_pts`` (one sweep), the only count available without point clouds.
 Boxes with ``num_lidar_pts == -1`` (unknown) pass the filter, as in `filters.min_points_mask`.
+
+mmdet3d ``ObjectSample`` (``DataBaseSampler``, mmdet3d/datasets/transforms/dbsampler.py) reads a database that
+``tools/dataset_converters/create_gt_database.py`` builds through ``NuScenesDataset(use_valid_flag=True)``: only
+annotations with ``num_lidar_pts + num_radar_pts > 0`` enter it (`filters.valid_flag_mask`), then ``prepare.
+filter_by_min_points`` keeps ``num_points_in_gt >= n`` per class (n > 0), as OpenPCDet's PREPARE. Not replicated:
+that script names each object ``classes[label]``, so an annotation of a category outside the classes (label -1)
+is filed under the LAST class (``barrier`` in the nuScenes order); we keep config classes only.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from assignaudit.augment.filters import class_mask, map_classes
-from assignaudit.augment.params import GTSampling
+from assignaudit.augment.filters import class_mask, map_classes, valid_flag_mask
+from assignaudit.augment.params import GTSampling, ObjectSample
 from assignaudit.conventions import BOX_DIM
 from assignaudit.errors import ConfigError, DataError
 from assignaudit.sources.base import Frame
@@ -70,11 +77,17 @@ class GTDatabase:
         return {name: len(db) for name, db in self.classes.items()}
 
 
-def gt_sampling_op(config: DetectorConfig) -> GTSampling | None:
-    """The config's single `GTSampling` op, or None. Two of them is a config error (OpenPCDet has one sampler)."""
-    ops = [op for op in config.augmentations if isinstance(op, GTSampling)]
+def gt_sampling_op(config: DetectorConfig) -> GTSampling | ObjectSample | None:
+    """The config's single database op (OpenPCDet `GTSampling` or mmdet3d `ObjectSample`), or None.
+
+    Two of them (of either kind) is a config error: both frameworks have one sampler, and one `GTDatabase` per run.
+    A non-None result means the replay needs a database (`build_database`).
+    """
+    ops = [op for op in config.augmentations if isinstance(op, (GTSampling, ObjectSample))]
     if len(ops) > 1:
-        raise ConfigError("augmentations: gt_sampling is listed more than once")
+        raise ConfigError(
+            "augmentations: gt_sampling is listed more than once (one GTSampling or ObjectSample per config)"
+        )
     return ops[0] if ops else None
 
 
@@ -89,14 +102,16 @@ def build_database(
 
     Classes go through ``config.gt_filters.class_mapping`` and only ``config.class_names`` are kept (OpenPCDet
     ``DataBaseSampler`` loads ``db_infos[cur_class] for cur_class in class_names``). The per-class PREPARE
-    threshold comes from the config's `GTSampling.min_points`; classes without one are not filtered.
-    ``FILTER_MIN_POINTS_IN_GT`` does not apply here: upstream builds the database from the infos, not through
-    ``__getitem__``.
+    threshold comes from the config's `GTSampling.min_points` / `ObjectSample.min_points`; classes without one are
+    not filtered. ``FILTER_MIN_POINTS_IN_GT`` does not apply here: upstream builds the database from the infos, not
+    through ``__getitem__``. For `ObjectSample` the mmdet3d valid flag (LiDAR + radar points > 0) applies first (module
+    docstring).
     """
     op = gt_sampling_op(config)
     min_points = dict(op.min_points) if op is not None else {}
     class_names = tuple(config.class_names)
     mapping = config.gt_filters.class_mapping
+    valid_flag = isinstance(op, ObjectSample)
 
     boxes_parts: list[np.ndarray] = []
     names_parts: list[np.ndarray] = []
@@ -123,6 +138,13 @@ def build_database(
             seen.update(raw.tolist())
         names = map_classes(raw, mapping)
         keep = class_mask(names, class_names)
+        if valid_flag:
+            radar = np.asarray(frame.num_radar_pts, dtype=np.int64)
+            if radar.shape != (boxes.shape[0],):
+                raise DataError(
+                    f"sample {frame.sample_token}: num_radar_pts has shape {radar.shape}, expected ({boxes.shape[0]},)"
+                )
+            keep &= valid_flag_mask(np.asarray(frame.num_lidar_pts, dtype=np.int64), radar)
         if not keep.any():
             continue
         boxes_parts.append(boxes[keep])

@@ -48,6 +48,18 @@ def min_points_mask(num_lidar_pts: np.ndarray, min_lidar_points: int) -> np.ndar
     return (num_lidar_pts >= min_lidar_points) | (num_lidar_pts == -1)
 
 
+def valid_flag_mask(num_lidar_pts: np.ndarray, num_radar_pts: np.ndarray) -> np.ndarray:
+    """bool ``[N]``: keep under mmdet3d nuScenes ``use_valid_flag=True`` (``NuScenesDataset._filter_with_mask``).
+
+    The info converter sets ``valid_flag = num_lidar_pts + num_radar_pts > 0`` (tools/dataset_converters/
+    nuscenes_converter.py), so a box with 0 LiDAR points but some radar points is KEPT (spec §9.2, §12.11); this
+    replaces the LiDAR-point filter, it does not add to it. ``-1`` (unknown) in either count keeps the box, as in
+    `min_points_mask`: a source without radar counts must not lose every 0-LiDAR-point box on a guess.
+    """
+    known = (num_lidar_pts != -1) & (num_radar_pts != -1)
+    return ~known | (num_lidar_pts + num_radar_pts > 0)
+
+
 def range_mask(boxes: np.ndarray, point_cloud_range, mode: str) -> np.ndarray:
     """bool ``[N]``: box centre kept by the framework's range filter.
 

@@ -11,7 +11,8 @@ SOURCE_DATASET: Final = "dataset"
 SOURCE_GT_SAMPLING: Final = "gt_sampling"
 
 # Why a dataset GT never reached the assigner (the `count` ledger's reasons), in pipeline order.
-DROP_MIN_POINTS: Final = "min_points"  # num_lidar_pts < FILTER_MIN_POINTS_IN_GT, before augmentation
+# num_lidar_pts < FILTER_MIN_POINTS_IN_GT before augmentation; under mmdet3d use_valid_flag: LiDAR + radar points == 0
+DROP_MIN_POINTS: Final = "min_points"
 DROP_CLASS_FILTER: Final = "class_filter"  # class (after class_mapping) not in the config's class_names
 DROP_OUT_OF_RANGE: Final = "out_of_range"  # augmented centre outside the point-cloud range
 DROP_REASONS: Final = (DROP_MIN_POINTS, DROP_CLASS_FILTER, DROP_OUT_OF_RANGE)
@@ -75,8 +76,9 @@ class AugmentedFrame:
     draws: tuple[tuple[str, float], ...] = ()
     """The random draws actually applied, in order: ``('flip_x', 0.|1.)``, ``('flip_y', 0.|1.)``,
     ``('rotation_rad', a)``, ``('scale', s)``, ``('translate_x_m' | '_y_m' | '_z_m', t)``,
-    ``('gt_sampling_drawn', n)``, ``('gt_sampling_pasted', n)``, ``('gt_sampling_out_of_range', n)``.
-    Empty when augmentation is off."""
+    ``('gt_sampling_drawn', n)``, ``('gt_sampling_pasted', n)``, ``('gt_sampling_out_of_range', n)``; mmdet3d ops
+    add ``('flip_horizontal', 0.|1.)``, ``('flip_vertical', 0.|1.)`` (RandomFlip3D) and reuse the rotation, scale,
+    translation and gt_sampling names (GlobalRotScaleTrans, ObjectSample). Empty when augmentation is off."""
     augmented: bool = True
     """False for ``--no-augment`` replays (filters only)."""
 

@@ -1,6 +1,14 @@
 """``gt_sampling`` on boxes: draw database objects per class and paste those that collide with nothing.
 
-Reproduces OpenPCDet ``DataBaseSampler.__call__`` (pcdet/datasets/augmentor/database_sampler.py):
+Two frameworks, two collision rules (spec §9.1, §9.2). On one batch of samples where A overlaps B and B overlaps C
+(A and C apart) and nothing else overlaps:
+
+* OpenPCDet (`sample_and_paste`) rejects every sample that overlaps any other sample of its batch: **none** kept;
+* mmdet3d (`sample_and_paste_mmdet3d`) walks the batch in order and removes a sample from the collision matrix as
+  soon as it overlaps anything still in it: A goes (B is still there), B goes (C is still there), C stays (A and B
+  are gone): **C** kept.
+
+OpenPCDet ``DataBaseSampler.__call__`` (pcdet/datasets/augmentor/database_sampler.py):
 
 * classes in ``SAMPLE_GROUPS`` order; groups of classes outside ``CLASS_NAMES`` are skipped (``__init__``);
 * ``k = group_num - #GT of that class in the frame`` with ``LIMIT_WHOLE_SCENE``, else ``group_num``; ``k <= 0``
@@ -16,13 +24,32 @@ Reproduces OpenPCDet ``DataBaseSampler.__call__`` (pcdet/datasets/augmentor/data
   We use ``box_iou_bev_aligned(..., margin_compat=True)``, the vectorised replay of that kernel in
   `assignaudit.ops`, on the pairs that a padded AABB test and a separating-axis classification cannot decide.
 
+mmdet3d 1.x ``ObjectSample`` -> ``DataBaseSampler.sample_all`` / ``sample_class_v2``
+(mmdet3d/datasets/transforms/dbsampler.py, data_augment_utils.py):
+
+* classes in ``sample_groups`` order; every class must be one of the dataset classes (``cat2label[name]``);
+* ``k = round(rate * int(max_num - #GT with that label))`` with numpy's round-half-even, all k computed from the
+  frame's GT as they entered ``ObjectSample`` (after ``_filter_with_mask``; nuScenes keeps GT of classes outside
+  ``classes`` as label -1 until ``ObjectNameFilter``, so they block pastes, as in OpenPCDet);
+* collision: ``box_collision_test`` on the BEV corners of [GT + samples accepted for earlier classes + this batch]:
+  axis-aligned bounds overlapping with positive width and height, then a proper edge crossing or one box strictly
+  inside the other, i.e. the interiors overlap with positive area. **No 1 cm margin**: boxes that touch, or are 5 mm
+  apart, do not collide (OpenPCDet's kernel rejects the latter). We decide it with the separating-axis gap
+  (`separation_m` < 0), exact for rectangles;
+* greedy within the batch (``for i in samples: if coll_mat[i].any(): clear row and column i``). Because a kept
+  sample j never overlapped any later sample still in the matrix, a later sample i can only be blocked by GT, by
+  earlier classes, or by a sample AFTER it in the batch: ``keep_i = no GT/earlier hit and no hit with any j > i``.
+  That closed form is what `sample_and_paste_mmdet3d` evaluates (vectorised, no loop over samples).
+
 Documented deviations:
 
 * Draws: upstream walks a per-class pointer over a permutation that is shared across the whole epoch (and across
   the frames one worker process sees), so which objects a frame gets depends on iteration order and worker count.
   We draw ``min(k, M)`` objects without replacement from the class's M entries with the per-(sample, replay)
   generator, so a replay is reproducible on its own. (Upstream, near the end of the permutation, a batch can also
-  come out shorter than k; we never shorten it.)
+  come out shorter than k; we never shorten it.) mmdet3d's ``BatchSampler`` walks its shuffled indices the same way
+  and gets the same treatment. A class with an empty database is skipped (mmdet3d would fail in ``np.stack``).
+* mmdet3d computes corners in float32; we test in float64, so boxes within ~1e-6 m of touching may differ.
 """
 
 from __future__ import annotations
@@ -33,7 +60,7 @@ import numpy as np
 import torch
 
 from assignaudit.augment.database import GTDatabase
-from assignaudit.augment.params import GTSampling
+from assignaudit.augment.params import GTSampling, ObjectSample
 from assignaudit.ops import box_iou_bev_aligned
 
 
@@ -214,4 +241,89 @@ def sample_and_paste(
 def _empty_result(num_drawn: int) -> PasteResult:
     return PasteResult(
         np.empty((0, 9), dtype=np.float64), np.empty(0, dtype=object), np.empty(0, dtype=np.int64), num_drawn
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# mmdetection3d 1.x ObjectSample
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def bev_overlaps_strict(cand: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(hit_existing bool [S, N], hit_cand bool [S, S])``: mmdet3d ``box_collision_test`` (positive-area BEV
+    overlap, no margin) of the sampled boxes against the frame and against each other (symmetric, False diagonal).
+
+    Candidates come from strict AABB overlap (upstream's ``iw > 0 and ih > 0`` on the standup boxes), then the
+    separating-axis gap decides: the rectangles' interiors intersect iff every axis sees penetration (gap < 0).
+    """
+    s, n = cand.shape[0], existing.shape[0]
+    hit_existing = np.zeros((s, n), dtype=bool)
+    hit_cand = np.zeros((s, s), dtype=bool)
+    if s == 0:
+        return hit_existing, hit_cand
+    lc = bev_aabb(cand)
+    ie, je = np.nonzero(_aabb_candidates(lc, bev_aabb(existing))) if n else (np.empty(0, int),) * 2
+    ic, jc = np.nonzero(np.triu(_aabb_candidates(lc, lc), k=1))
+    hit = separation_m(np.concatenate([cand[ie], cand[ic]]), np.concatenate([existing[je], cand[jc]])) < 0.0
+    hit_existing[ie, je] = hit[: ie.size]
+    hit_cand[ic, jc] = hit[ie.size:]
+    hit_cand[jc, ic] = hit[ie.size:]
+    return hit_existing, hit_cand
+
+
+def object_sample_counts(existing_names: np.ndarray, op: ObjectSample) -> list[tuple[str, int]]:
+    """``[(class, k)]`` in ``sample_groups`` order: ``k = round(rate * int(max_num - #GT of the class))``.
+
+    ``int`` first, then ``np.round`` (half to even) of the product, as ``DataBaseSampler.sample_all``: with rate 0.5
+    and 5 missing objects, k = round(2.5) = 2; k <= 0 samples nothing.
+    """
+    counts = []
+    for class_name, max_num in op.sample_groups:
+        missing = int(int(max_num) - np.count_nonzero(existing_names == class_name))
+        counts.append((class_name, int(np.round(op.rate * missing))))
+    return counts
+
+
+def sample_and_paste_mmdet3d(
+    existing_boxes: np.ndarray,
+    existing_names: np.ndarray,
+    op: ObjectSample,
+    database: GTDatabase,
+    rng: np.random.Generator,
+) -> PasteResult:
+    """Run one mmdet3d ``ObjectSample`` on a frame (greedy collision rule, see the module docstring).
+
+    ``existing_boxes`` float64 ``[N, 9]``: every GT box in the frame as it entered the op (all classes);
+    ``existing_names`` object ``[N]``: their classes after ``class_mapping`` (for k). ``rng``: this op's generator;
+    one ``choice`` per class with k > 0, in ``sample_groups`` order. Inputs are not modified.
+    """
+    batches: list[tuple[str, np.ndarray]] = []
+    for class_name, k in object_sample_counts(existing_names, op):
+        size = min(k, len(database[class_name]))
+        if size > 0:
+            batches.append((class_name, rng.choice(len(database[class_name]), size=size, replace=False)))
+    if not batches:
+        return _empty_result(0)
+
+    cand_boxes = np.concatenate([database[name].boxes[rows] for name, rows in batches])
+    cand_pts = np.concatenate([database[name].num_lidar_pts[rows] for name, rows in batches])
+    cand_names = np.concatenate([np.full(rows.shape[0], name, dtype=object) for name, rows in batches])
+    bounds = np.cumsum([0] + [rows.shape[0] for _, rows in batches])
+
+    hit_e, hit_cand = bev_overlaps_strict(cand_boxes, existing_boxes)
+    hit_existing = hit_e.any(axis=1)
+    accepted = np.zeros(cand_boxes.shape[0], dtype=bool)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):  # one iteration per sampled class (<= 10), not per box
+        block = hit_cand[lo:hi]
+        # avoid_coll_boxes = GT + accepted samples of earlier classes (``accepted`` is still False for this class)
+        blocked = hit_existing[lo:hi] | block[:, accepted].any(axis=1)
+        # greedy order: only samples AFTER i can still be in the matrix and overlap i (module docstring)
+        later = np.triu(block[:, lo:hi], k=1).any(axis=1)
+        accepted[lo:hi] = ~(blocked | later)
+
+    return PasteResult(
+        boxes=cand_boxes[accepted],
+        class_name=cand_names[accepted],
+        num_lidar_pts=cand_pts[accepted].astype(np.int64),
+        num_drawn=int(cand_boxes.shape[0]),
     )

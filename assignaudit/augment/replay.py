@@ -1,4 +1,4 @@
-"""Seeded, deterministic replay of the augmentation list and the GT filters (spec §3.5, §9.1, §14).
+"""Seeded, deterministic replay of the augmentation list and the GT filters (spec §3.5, §9.1, §9.2, §14).
 
 What one OpenPCDet training step does to a nuScenes sample's GT, in order:
 
@@ -13,8 +13,19 @@ What one OpenPCDet training step does to a nuScenes sample's GT, in order:
    and ``keep_arrays_by_name``).
 4. ``DataProcessor.mask_points_and_boxes_outside_range``: centre inside the range on x, y, z, inclusive.
 
-For ``range_filter='mmdet3d'`` the pipeline order is ``ObjectRangeFilter`` (BEV, strict) then
-``ObjectNameFilter``, so an out-of-range GT of an unknown class is recorded as ``out_of_range`` there.
+mmdetection3d 1.x (spec §9.2; ``Det3DDataset.prepare_data`` then the ``train_pipeline``):
+
+1. ``NuScenesDataset._filter_with_mask`` (mmdet3d/datasets/nuscenes_dataset.py) before the pipeline: with
+   ``gt_filters.use_valid_flag`` it keeps ``num_lidar_pts + num_radar_pts > 0`` INSTEAD of the LiDAR-point filter
+   (`filters.valid_flag_mask`; drops are recorded with the ``min_points`` reason); otherwise ``num_lidar_pts > 0``,
+   which is ``min_lidar_points = 1``. GT of classes outside ``classes`` keep label -1 and stay in the frame.
+2. the pipeline's augmentations in config order: ``ObjectSample`` (greedy collision rule,
+   `gt_sampling.sample_and_paste_mmdet3d`), ``GlobalRotScaleTrans`` (rotate -> scale -> translate) and
+   ``RandomFlip3D`` (horizontal, then vertical). nuScenes configs rotate then flip, KITTI configs flip then rotate;
+   the two do not commute, so the list order is applied as given.
+3. ``ObjectRangeFilter`` (``range_filter='mmdet3d'``: BEV centre strictly inside, z ignored), which also wraps
+   ``yaw <- limit_period(yaw, 0.5, 2 pi)`` (we wrap just before the masks; neither mask reads yaw), then
+   ``ObjectNameFilter``. So an out-of-range GT of an unknown class is recorded as ``out_of_range``.
 
 Randomness: every (seed, sample, replay, op) gets its own generator, ``PCG64(SeedSequence([seed,
 sha256(sample_token), replay, op_kind, occurrence]))``. Results do not depend on frame order or worker count, and
@@ -22,6 +33,11 @@ adding or removing one op (say ``gt_sampling``) leaves the draws of the others u
 follow OpenPCDet's order: flip -- one uniform per listed axis, flipped iff u >= 0.5 (``np.random.choice([False,
 True], p=[.5, .5])`` picks True for u >= 0.5); rotation -- one uniform; scaling -- one uniform, or none when
 ``hi - lo < 1e-3``; translation -- three normals (x, y, z); gt_sampling -- one ``choice`` per sampled class.
+mmdet3d's ops draw unconditionally (transforms_3d.py): ``GlobalRotScaleTrans`` -- one uniform for the angle, one
+for the scale (no degenerate-range skip), then three normals (``np.random.normal(scale=std, size=3)``, drawn even
+when std is 0; std is cast to float32 first, as upstream); ``RandomFlip3D`` -- one uniform for horizontal, then one
+for vertical, each flipping iff u < ratio (the vertical uniform is drawn even when its ratio is 0; a LiDAR-only
+pipeline never takes the ``sync_2d`` image branch); ``ObjectSample`` -- one ``choice`` per class with k > 0.
 """
 
 from __future__ import annotations
@@ -33,7 +49,14 @@ import numpy as np
 
 from assignaudit.augment import world
 from assignaudit.augment.database import GTDatabase, build_database, gt_sampling_op
-from assignaudit.augment.filters import RANGE_FILTERS, class_mask, map_classes, min_points_mask, range_mask
+from assignaudit.augment.filters import (
+    RANGE_FILTERS,
+    class_mask,
+    map_classes,
+    min_points_mask,
+    range_mask,
+    valid_flag_mask,
+)
 from assignaudit.augment.frame import (
     DROP_CLASS_FILTER,
     DROP_MIN_POINTS,
@@ -43,8 +66,17 @@ from assignaudit.augment.frame import (
     AugmentedFrame,
     DroppedGT,
 )
-from assignaudit.augment.gt_sampling import sample_and_paste
-from assignaudit.augment.params import GTSampling, WorldFlip, WorldRotation, WorldScaling, WorldTranslation
+from assignaudit.augment.gt_sampling import PasteResult, sample_and_paste, sample_and_paste_mmdet3d
+from assignaudit.augment.params import (
+    GlobalRotScaleTrans,
+    GTSampling,
+    ObjectSample,
+    RandomFlip3D,
+    WorldFlip,
+    WorldRotation,
+    WorldScaling,
+    WorldTranslation,
+)
 from assignaudit.conventions import BOX_DIM, wrap_yaw
 from assignaudit.errors import ConfigError, DataError
 from assignaudit.sources.base import Frame
@@ -55,7 +87,8 @@ if TYPE_CHECKING:  # config.model imports augment.params: a runtime import here 
 __all__ = ["AugmentationReplay", "AugmentedFrame", "DroppedGT", "GTDatabase", "build_database", "stable_int"]
 
 # Stream ids of the op kinds (part of the seed derivation: changing them changes every replay).
-_OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4, GTSampling: 5}
+_OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4, GTSampling: 5,
+            GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8}
 # OpenPCDet's global_scaling skips (and draws nothing) below this range width.
 SCALE_SKIP_WIDTH = 1e-3
 
@@ -89,6 +122,30 @@ def _validate_ops(config: "DetectorConfig") -> None:
             bad_n = [(c, n) for c, n in op.sample_groups if int(n) < 0]
             if bad_n:
                 raise ConfigError(f"{where}: gt_sampling group {bad_n[0][0]}:{bad_n[0][1]} is negative")
+        elif isinstance(op, GlobalRotScaleTrans):
+            lo, hi = op.rot_range_rad
+            if not lo <= hi:
+                raise ConfigError(f"{where}: GlobalRotScaleTrans rot_range ({lo}, {hi}) has lo > hi")
+            lo, hi = op.scale_range
+            if not (0 < lo <= hi):
+                raise ConfigError(f"{where}: GlobalRotScaleTrans scale_ratio_range ({lo}, {hi}) must satisfy "
+                                  "0 < lo <= hi")
+            if len(op.translation_std_m) != 3 or any(not s >= 0 for s in op.translation_std_m):
+                raise ConfigError(f"{where}: GlobalRotScaleTrans translation_std {op.translation_std_m} must be "
+                                  "three values >= 0")
+        elif isinstance(op, RandomFlip3D):
+            for label, ratio in (("horizontal", op.flip_ratio_bev_horizontal),
+                                 ("vertical", op.flip_ratio_bev_vertical)):
+                if not 0.0 <= ratio <= 1.0:
+                    raise ConfigError(f"{where}: RandomFlip3D flip_ratio_bev_{label} {ratio} is not in [0, 1]")
+        elif isinstance(op, ObjectSample):
+            if not (np.isfinite(op.rate) and op.rate >= 0):
+                raise ConfigError(f"{where}: ObjectSample rate {op.rate} must be a finite value >= 0")
+            for c, n in op.sample_groups:
+                if c not in config.class_names:  # upstream: KeyError in DataBaseSampler's cat2label
+                    raise ConfigError(f"{where}: ObjectSample sample_groups class {c!r} is not in class_names")
+                if int(n) < 0:
+                    raise ConfigError(f"{where}: ObjectSample sample_groups {c}:{n} is negative")
 
 
 class AugmentationReplay:
@@ -109,13 +166,15 @@ class AugmentationReplay:
         _validate_ops(config)
         self._gt_sampling = gt_sampling_op(config)
         if self._gt_sampling is not None and database is None:
-            raise ConfigError("augmentations: gt_sampling needs a GT database (build one from the training split)")
+            what = "ObjectSample" if isinstance(self._gt_sampling, ObjectSample) else "gt_sampling"
+            raise ConfigError(f"augmentations: {what} needs a GT database (build one from the training split)")
         self.config = config
         self.database = database
         self.seed = int(seed)
         self._class_names = tuple(config.class_names)
         self._mapping = tuple(config.gt_filters.class_mapping)
         self._min_points = int(config.gt_filters.min_lidar_points)
+        self._use_valid_flag = bool(config.gt_filters.use_valid_flag)
         self._range_mode = config.gt_filters.range_filter
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -140,11 +199,12 @@ class AugmentationReplay:
         """
         if isinstance(replay, bool) or not isinstance(replay, (int, np.integer)) or replay < 0:
             raise ConfigError(f"replay must be a non-negative integer, got {replay!r}")
-        boxes, names, ann, pts = self._frame_arrays(frame)
+        boxes, names, ann, pts, radar = self._frame_arrays(frame)
         index = np.arange(boxes.shape[0], dtype=np.int64)
 
-        # 1. FILTER_MIN_POINTS_IN_GT, in __getitem__, before the augmentation queue.
-        keep = min_points_mask(pts, self._min_points)
+        # 1. before the augmentation queue: pcdet FILTER_MIN_POINTS_IN_GT (__getitem__), or mmdet3d nuScenes
+        #    _filter_with_mask with use_valid_flag (LiDAR + radar points > 0, replacing the LiDAR-point filter).
+        keep = valid_flag_mask(pts, radar) if self._use_valid_flag else min_points_mask(pts, self._min_points)
         dropped = [(index[~keep], names[~keep], ann[~keep], DROP_MIN_POINTS)]
         boxes, names, ann, pts, index = boxes[keep], names[keep], ann[keep], pts[keep], index[keep]
         source = np.full(boxes.shape[0], SOURCE_DATASET, dtype=object)
@@ -153,8 +213,8 @@ class AugmentationReplay:
         draws: list[tuple[str, float]] = []
         if augment and self.config.augmentations:
             for op, rng in zip(self.config.augmentations, self._generators(frame.sample_token, replay)):
-                if isinstance(op, GTSampling):
-                    pasted = sample_and_paste(boxes, names, op, self.database, self._class_names, rng)
+                if isinstance(op, (GTSampling, ObjectSample)):
+                    pasted = self._paste(op, boxes, names, rng)
                     n = pasted.boxes.shape[0]
                     boxes = np.concatenate([boxes, pasted.boxes])
                     names = np.concatenate([names, pasted.class_name])
@@ -199,8 +259,15 @@ class AugmentationReplay:
 
     # ---------------------------------------------------------------------------------------------------------------
 
-    def _frame_arrays(self, frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Validated copies-or-views of the frame's arrays (never written to): boxes, mapped names, ann, pts."""
+    def _paste(self, op, boxes: np.ndarray, names: np.ndarray, rng: np.random.Generator) -> PasteResult:
+        """One database op on the current GT: OpenPCDet's both-members rule or mmdet3d's greedy rule."""
+        if isinstance(op, ObjectSample):
+            return sample_and_paste_mmdet3d(boxes, names, op, self.database, rng)
+        return sample_and_paste(boxes, names, op, self.database, self._class_names, rng)
+
+    def _frame_arrays(self, frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Validated copies-or-views of the frame's arrays (never written to): boxes, mapped names, ann, LiDAR
+        points, radar points (the last only read, and only checked, under ``use_valid_flag``)."""
         boxes = np.asarray(frame.boxes_lidar, dtype=np.float64)
         if boxes.ndim != 2 or boxes.shape[1] != BOX_DIM:
             raise DataError(
@@ -215,11 +282,17 @@ class AugmentationReplay:
                 raise DataError(f"sample {frame.sample_token}: {field_name} has shape {arr.shape}, expected ({n},)")
         if not np.all(np.isfinite(boxes[:, :7])):
             raise DataError(f"sample {frame.sample_token}: non-finite box centre, size or yaw")
-        return boxes, map_classes(cls, self._mapping), ann, pts.astype(np.int64, copy=False)
+        radar = None
+        if self._use_valid_flag:
+            radar = np.asarray(frame.num_radar_pts)
+            if radar.shape != (n,):
+                raise DataError(f"sample {frame.sample_token}: num_radar_pts has shape {radar.shape}, expected ({n},)")
+            radar = radar.astype(np.int64, copy=False)
+        return boxes, map_classes(cls, self._mapping), ann, pts.astype(np.int64, copy=False), radar
 
     @staticmethod
     def _world_op(op, boxes: np.ndarray, rng: np.random.Generator, draws: list[tuple[str, float]]) -> np.ndarray:
-        """Apply one world op with its draws (OpenPCDet per-op draw order); appends the draws to ``draws``."""
+        """Apply one world op with its draws (each framework's per-op draw order); appends the draws to ``draws``."""
         if isinstance(op, WorldFlip):
             for axis in op.axes:  # one draw per listed axis, in list order
                 flip = bool(rng.random() >= 0.5)
@@ -238,6 +311,26 @@ class AugmentationReplay:
             factor = float(rng.uniform(lo, hi))
             draws.append(("scale", factor))
             return world.scale(boxes, factor)
+        if isinstance(op, GlobalRotScaleTrans):
+            # transforms_3d.py GlobalRotScaleTrans.transform: _rot_bbox_points, _random_scale + _scale_bbox_points,
+            # _trans_bbox_points -- always in this order, each drawing unconditionally.
+            angle = float(rng.uniform(*op.rot_range_rad))
+            factor = float(rng.uniform(*op.scale_range))
+            std = np.asarray(op.translation_std_m, dtype=np.float32).astype(np.float64)  # upstream: float32 std
+            offset = rng.normal(0.0, std, size=3)
+            draws += [("rotation_rad", angle), ("scale", factor)]
+            draws += [(f"translate_{axis}_m", float(t)) for axis, t in zip("xyz", offset)]
+            return world.translate(world.scale(world.rotate_about_z(boxes, angle), factor), offset)
+        if isinstance(op, RandomFlip3D):
+            # RandomFlip3D.transform: both uniforms are drawn (horizontal first) before either flip is applied.
+            flip_h = bool(rng.random() < op.flip_ratio_bev_horizontal)
+            flip_v = bool(rng.random() < op.flip_ratio_bev_vertical)
+            draws += [("flip_horizontal", float(flip_h)), ("flip_vertical", float(flip_v))]
+            if flip_h:
+                boxes = world.flip_bev_horizontal(boxes)
+            if flip_v:
+                boxes = world.flip_bev_vertical(boxes)
+            return boxes
         # WorldTranslation: three normals, x then y then z (always drawn, even for a zero std).
         offset = np.array([rng.normal(0.0, std) for std in op.std_m], dtype=np.float64)
         draws += [(f"translate_{axis}_m", float(t)) for axis, t in zip("xyz", offset)]
