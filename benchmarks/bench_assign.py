@@ -1,10 +1,16 @@
-"""Benchmark: anchor assignment frames/s on nuScenes-scale synthetic frames (327,680 anchors, 40-50 GT).
+"""Benchmark: anchor assignment frames/s on nuScenes-scale synthetic frames (40-50 GT per frame).
 
 Compares, in one run:
   * ours: sparse candidates + scatter reductions (`assignaudit.assign.assign_frame`) plus the per-class/band tallies
-    (summing the `FrameAssignment` arrays), both frameworks;
+    (summing the `FrameAssignment` arrays), on
+    - the OpenPCDet nuScenes PointPillars multihead layout (327,680 anchors), pcdet and mmdet per-class rules;
+    - the mmdetection3d SECFPN nuScenes PointPillars layout (560,000 anchors: 7 sizes x 2 rotations x 200 x 200,
+      aligned generator, one class-agnostic MaxIoU assigner, pos 0.6 / neg 0.3 / min_pos 0.3, nearest-BEV with the
+      mmdet3d snapping convention; built here from assignment-semantics §11.3 (b)); target >= 80 frames/s on one
+      torch thread;
   * (a) a shapely + STRtree assigner (nearest-BEV rectangles as polygons, tree query per GT, same pcdet rule);
-  * (b) dense torch nearest-BEV IoU without pruning (anchors x GT per class, same pcdet rule).
+  * (b) dense torch nearest-BEV IoU without pruning (anchors x GT per class, same pcdet rule; for the mmdet3d layout
+    one [560,000, K] matrix and the same class-agnostic MaxIoU rule).
 
 Usage: ``python benchmarks/bench_assign.py [--frames 200] [--threads 1]``. Timings on shared CPUs are noisy.
 """
@@ -19,6 +25,39 @@ import torch
 
 from assignaudit.assign import AnchorLayout, AnchorSet, AssignerParams, Framework, assign_frame, generate_anchors
 from assignaudit.bands import Bands
+
+# mmdetection3d nuScenes class order (configs/_base_/datasets/nus-3d.py) with mean (dx, dy, dz) and centre z for the
+# synthetic GT (the §11.1 anchor sizes; bottom + dz / 2).
+MM3D_CLASSES = {
+    "car": ((4.63, 1.97, 1.74), -0.08), "truck": ((6.93, 2.51, 2.84), 0.82), "trailer": ((12.29, 2.90, 3.87), 2.05),
+    "bus": ((10.5, 2.94, 3.47), 1.65), "construction_vehicle": ((6.37, 2.85, 3.19), 1.37),
+    "bicycle": ((1.70, 0.60, 1.28), -0.54), "motorcycle": ((2.11, 0.77, 1.47), -0.35),
+    "pedestrian": ((0.73, 0.67, 1.77), -0.05), "traffic_cone": ((0.41, 0.41, 1.07), -0.75),
+    "barrier": ((0.50, 2.53, 0.98), -0.84),
+}
+# §11.3 (b) pointpillars_hv_secfpn_sbn-all_8xb4-2x_nus-3d.py: (size slot, (x, y, z) size, bottom z of its range)
+MM3D_SECFPN = [
+    ("car", (4.60718145, 1.95017717, 1.72270761), -1.80032795),
+    ("truck", (6.73778078, 2.4560939, 2.73004906), -1.74440365),
+    ("trailer", (12.01320693, 2.87427237, 3.81509561), -1.68526504),
+    ("bicycle", (1.68452161, 0.60058911, 1.27192197), -1.67339111),
+    ("pedestrian", (0.7256437, 0.66344886, 1.75748069), -1.61785072),
+    ("traffic_cone", (0.40359262, 0.39694519, 1.06232151), -1.80984986),
+    ("barrier", (0.48578221, 2.49008838, 0.98297065), -1.763965),
+]
+MM3D_AGNOSTIC = AssignerParams(framework=Framework.MMDET, class_agnostic=True, min_pos_iou=0.3,
+                               nearest_convention="mmdet3d")
+
+
+def mmdet3d_secfpn_layout() -> AnchorLayout:
+    """560,000 anchors: PCR +-50 m, pillars 0.25 m -> 400 x 400, SECFPN output stride 2 -> 200 x 200; one ranges entry
+    per size (x/y -49.6 .. 49.6, z = the size's bottom), AlignedAnchor3DRangeGenerator, rotations [0, 1.57]."""
+    sets = tuple(
+        AnchorSet(name, (size,), (0.0, 1.57), (), 0.6, 0.3, feature_map_stride=2, min_pos_iou=0.3,
+                  anchor_range=(-49.6, -49.6, bottom, 49.6, 49.6, bottom))
+        for name, size, bottom in MM3D_SECFPN
+    )
+    return AnchorLayout((-50.0, -50.0, -5.0, 50.0, 50.0, 3.0), (0.25, 0.25, 8.0), sets, generator="mmdet3d_aligned")
 
 # nuScenes train class mix (approximate share of annotations) and the §11.1 anchor sizes as mean sizes.
 CLASS_MIX = {
@@ -46,12 +85,17 @@ def nuscenes_layout() -> AnchorLayout:
 
 
 def synthetic_frames(layout: AnchorLayout, n: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
+    """GT of the layout's classes (one per anchor set): (boxes [K, 7], class = set index [K])."""
     names = [s.class_name for s in layout.anchor_sets]
-    p = np.array([CLASS_MIX.get(c, 0.01) for c in names])
-    p = p / p.sum()
     sizes = np.array([s.sizes[0] for s in layout.anchor_sets])
     bottoms = np.array([s.bottom_heights[0] for s in layout.anchor_sets])
+    return _frames(names, sizes, bottoms + sizes[:, 2] / 2, n, seed)
+
+
+def _frames(names, sizes: np.ndarray, z_centre: np.ndarray, n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    p = np.array([CLASS_MIX.get(c, 0.01) for c in names])
+    p = p / p.sum()
     frames = []
     for _ in range(n):
         k = int(rng.integers(40, 51))
@@ -60,7 +104,7 @@ def synthetic_frames(layout: AnchorLayout, n: int, seed: int = 0):
         r = np.clip(np.abs(rng.normal(0, 22, k)), 2, 50)
         th = rng.uniform(-np.pi, np.pi, k)
         dims = sizes[cls] * rng.uniform(0.85, 1.15, (k, 3))
-        z = bottoms[cls] + dims[:, 2] / 2 + rng.normal(0, 0.2, k)
+        z = z_centre[cls] + rng.normal(0, 0.2, k)
         yaw = rng.uniform(-np.pi, np.pi, k)
         boxes = np.c_[r * np.cos(th), r * np.sin(th), z, dims, yaw]
         frames.append((torch.tensor(boxes, dtype=torch.float32), torch.tensor(cls, dtype=torch.int64)))
@@ -106,6 +150,75 @@ def run_dense(anchors, frames, layout):
                                  aset.unmatched_threshold)
 
 
+def maxiou_agnostic_dense(m: torch.Tensor, t_pos: float, t_neg: float, min_pos: float):
+    """mmdet MaxIoUAssigner on a dense [N, K] matrix, class-agnostic, gt_max_assign_all -> (num_pos, num_neg)."""
+    a_max = m.max(dim=1).values
+    g_max = m.max(dim=0).values
+    hit = (m == g_max[None]) & (g_max >= min_pos)[None]  # [N, K] low-quality matches; the last GT wins
+    forced = hit.any(dim=1)
+    pos = forced | (a_max >= t_pos)
+    neg = ~pos & (a_max < t_neg)
+    return int(pos.sum()), int(neg.sum())
+
+
+def run_dense_agnostic(anchors, frames):
+    from assignaudit import ops
+
+    for gt, _ in frames:
+        m = ops.box_iou_nearest_bev(anchors.boxes, gt, "mmdet3d")  # [560,000, K]
+        maxiou_agnostic_dense(m, 0.6, 0.3, 0.3)
+
+
+def bench_mmdet3d_agnostic(args, bands: Bands) -> None:
+    layout = mmdet3d_secfpn_layout()
+    t0 = time.perf_counter()
+    anchors = generate_anchors(layout, bands=bands)
+    print(f"\nmmdet3d SECFPN nuScenes: {anchors.num_anchors:,} anchors ({len(layout.anchor_sets)} sizes x 2 rotations "
+          f"x 200 x 200), generated in {(time.perf_counter() - t0) * 1e3:.0f} ms; one class-agnostic assigner")
+    names = list(MM3D_CLASSES)
+    sizes = np.array([MM3D_CLASSES[c][0] for c in names])
+    z = np.array([MM3D_CLASSES[c][1] for c in names])
+    frames = _frames(names, sizes, z, args.frames, seed=1)
+    slot = {s.class_name: i for i, s in enumerate(layout.anchor_sets)}
+    set_of_class = np.array([slot.get(c, -1) for c in names])  # bus, construction_vehicle, motorcycle: no slot
+    nb, nc = len(bands), len(names)
+    for gt, cls in frames[:5]:  # warm-up
+        assign_frame(anchors, gt, torch.from_numpy(set_of_class[cls.numpy()]), MM3D_AGNOSTIC, bands)
+    t0 = time.perf_counter()
+    total = np.zeros((nc, nb, 5), dtype=np.int64)
+    neg = np.zeros((anchors.num_sets, nb), dtype=np.int64)
+    cands = 0
+    for gt, cls in frames:
+        c = cls.numpy()
+        res = assign_frame(anchors, gt, torch.from_numpy(set_of_class[c]), MM3D_AGNOSTIC, bands)
+        gt_band = bands.index(np.hypot(gt[:, 0].numpy(), gt[:, 1].numpy()))
+        total += tally_by_class(res, c, gt_band, nc, nb)
+        neg += res.num_neg_per_set_band + res.num_ignore_per_set_band
+        cands += res.num_candidates
+    dt = (time.perf_counter() - t0) / len(frames)
+    print(f"ours [mmdet class-agnostic, 560k]: {dt * 1e3:.2f} ms/frame = {1 / dt:.0f} frames/s (assign + tallies; "
+          f"target >= 80); {cands / len(frames):.0f} candidate pairs/frame; pos/frame "
+          f"{total[..., 1].sum() / len(frames):.1f}; GT with 0 pos/frame {total[..., 4].sum() / len(frames):.2f}")
+    base = frames[: args.baseline_frames]
+    t0 = time.perf_counter()
+    run_dense_agnostic(anchors, base)
+    dense = (time.perf_counter() - t0) / len(base)
+    print(f"(b) dense torch nearest-BEV IoU [560,000 x K] + the same rule: {dense * 1e3:.1f} ms/frame "
+          f"-> ours is {dense / dt:.1f}x faster")
+
+
+def tally_by_class(res, gt_class: np.ndarray, gt_band: np.ndarray, num_classes: int, num_bands: int) -> np.ndarray:
+    """Per class x band: num_gt, num_pos (credited GT's class and band), 0, 0, num_gt_zero_pos (anchor-set negatives
+    and ignores are summed separately: a class-agnostic layout's sets are sizes, not classes)."""
+    out = np.zeros((num_classes, num_bands, 5), dtype=np.int64)
+    key = gt_class * num_bands + gt_band
+    size = num_classes * num_bands
+    out[..., 0] = np.bincount(key, minlength=size).reshape(num_classes, num_bands)
+    out[..., 1] = np.bincount(key[res.pos_gt_index], minlength=size).reshape(num_classes, num_bands)
+    out[..., 4] = np.bincount(key[res.gt_num_pos == 0], minlength=size).reshape(num_classes, num_bands)
+    return out
+
+
 def build_strtree(anchors):
     import shapely
     from shapely.strtree import STRtree
@@ -148,11 +261,20 @@ def main() -> None:
     # CPU contention); scale with worker processes instead (performance-facts.md).
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
     ap.add_argument("--baseline-frames", type=int, default=3)
+    ap.add_argument("--only", choices=("all", "pcdet", "mmdet3d"), default="all",
+                    help="which layout(s) to run: the pcdet multihead one, the mmdet3d 560k one, or both")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    layout = nuscenes_layout()
     bands = Bands()
+    if args.only in ("all", "pcdet"):
+        bench_pcdet(args, bands)
+    if args.only in ("all", "mmdet3d"):
+        bench_mmdet3d_agnostic(args, bands)
+
+
+def bench_pcdet(args, bands: Bands) -> None:
+    layout = nuscenes_layout()
     t0 = time.perf_counter()
     anchors = generate_anchors(layout, bands=bands)
     print(f"anchors: {anchors.num_anchors:,} in {len(layout.anchor_sets)} sets, generated in "

@@ -1,20 +1,40 @@
-"""OpenPCDet anchors, generated once per layout, with the grid metadata the sparse candidate search needs.
+"""Anchors of OpenPCDet and mmdetection3d layouts, generated once per layout, with the grid metadata the sparse
+candidate search needs.
 
-Reproduces ``pcdet/models/dense_heads/target_assigner/anchor_generator.py`` (``AnchorGenerator.generate_anchors``,
-OpenPCDet @ 8cacccec) and the flat orders of ``AnchorHeadMulti`` / ``AnchorHeadSingle`` (assignment-semantics §2).
+OpenPCDet (``AnchorLayout.generator == "pcdet"``): ``pcdet/models/dense_heads/target_assigner/anchor_generator.py``
+(``AnchorGenerator.generate_anchors``, OpenPCDet @ 8cacccec) and the flat orders of ``AnchorHeadMulti`` /
+``AnchorHeadSingle`` (assignment-semantics §2).
+
+mmdetection3d (``"mmdet3d"``, ``"mmdet3d_aligned"``): ``Anchor3DRangeGenerator`` / ``AlignedAnchor3DRangeGenerator``
+(``mmdet3d/models/task_modules/anchor/anchor_3d_generator.py``) as ``Anchor3DHead`` feeds them to the assigner
+(``train_mixins.py``; §6.4, §6.5): per level one ``[1, ny, nx, n_size, n_rot, 7]`` block whose size axis is the
+concatenation of every ``ranges`` entry's sizes (one `AnchorSet` per entry), flattened ``(z, y, x, size, rot)``,
+levels concatenated in order (FPN heads assign over all levels at once).
 
 Float32 exactness matters here: forced matches compare IoUs with ``==`` (§3.3, §12.3), so a GT exactly midway
-between two anchors ties only if the anchor centres are the very float32 numbers OpenPCDet uses. Those come from
+between two anchors ties only if the anchor centres are the very float32 numbers the framework uses. Those come from
 
 * ``grid = np.round((pcr[3:] - pcr[:3]) / voxel)`` with pcr float32 (``DatasetTemplate.point_cloud_range``) and the
   voxel size float64 (``DataProcessor``), feature map ``grid[:2] // stride`` (integer floor);
-* ``stride = (pcr[3] - pcr[0]) / (n - 1)`` (``align_center`` False) or ``/ n`` with offset ``stride / 2`` (True),
-  evaluated in float64 from the float32 range ends;
-* ``torch.arange(x_min + offset, x_max + 1e-5, step=stride, dtype=torch.float32)`` **on the CPU** (upstream builds
-  on the CPU and only then calls ``.cuda()``). The CPU kernel does not round ``start + i * step`` element by element:
-  its vectorised path rounds each SIMD chunk's base to float32 first, so a few positions differ by one ulp from the
-  "mathematical" float32 value. We therefore call the same ``torch.arange`` on the CPU instead of re-deriving it;
-* anchor centre ``z = float32(bottom) + float32(dz) / 2`` in float32 ("shift to box centers").
+* pcdet: ``stride = (pcr[3] - pcr[0]) / (n - 1)`` (``align_center`` False) or ``/ n`` with offset ``stride / 2``
+  (True), evaluated in float64 from the float32 range ends;
+* pcdet: ``torch.arange(x_min + offset, x_max + 1e-5, step=stride, dtype=torch.float32)`` **on the CPU** (upstream
+  builds on the CPU and only then calls ``.cuda()``). The CPU kernel does not round ``start + i * step`` element by
+  element: its vectorised path rounds each SIMD chunk's base to float32 first, so a few positions differ by one ulp
+  from the "mathematical" float32 value. We therefore call the same ``torch.arange`` on the CPU instead of
+  re-deriving it;
+* pcdet: anchor centre ``z = float32(bottom) + float32(dz) / 2`` in float32 ("shift to box centers");
+* mmdet3d: the range is ``torch.tensor(ranges[i])`` (float32); ``Anchor3DRangeGenerator`` takes
+  ``torch.linspace(min, max, n)`` (endpoints included); ``AlignedAnchor3DRangeGenerator`` takes
+  ``c = torch.linspace(min, max, n + 1)``, adds ``(c[1] - c[0]) / 2`` unless ``align_corner`` and keeps ``c[:n]``,
+  all in float32. z is ``linspace(z_min, z_max, 1) = z_min`` (feature maps are 2D, D = 1) or, aligned,
+  ``z_min + (z_max - z_min) / 2`` (``z_min`` with ``align_corner``): the anchor **bottom** (mmdet3d boxes are
+  bottom-centred; `AnchorSet.bottom_heights` is not used). Sizes are ``float32(size) * scale``; the canonical centre
+  is ``bottom + dz / 2`` in float32. torch's float32 ``linspace`` rounds ``start + i * step`` (first half) and
+  ``end - (n - 1 - i) * step`` (second half) once, with ``step = float32((end - start) / (n - 1))``: the CPU kernel
+  does so (checked against that formula for the nuScenes and KITTI ranges), and so does the CUDA kernel when nvcc
+  contracts the multiply-add (its default), which is what upstream runs at loss time. We call ``torch.linspace`` on
+  the CPU.
 """
 
 from __future__ import annotations
@@ -26,10 +46,12 @@ import numpy as np
 import torch
 
 from assignaudit import ops
-from assignaudit.assign.params import AnchorLayout, AnchorSet
+from assignaudit.assign.params import AnchorLayout, AnchorLevel, AnchorSet
 from assignaudit.bands import Bands
 from assignaudit.errors import ConfigError
 
+GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned")
+MMDET3D_GENERATORS = ("mmdet3d", "mmdet3d_aligned")
 # Per-combo "edge" modes: which BEV rectangle of an anchor the candidate search uses.
 EDGE_MODES = ("pcdet", "mmdet3d", "rotated")
 # Conservative margin (metres) for rotated-box AABBs. OpenPCDet's rotated-overlap kernel counts a corner within
@@ -57,10 +79,11 @@ class CandidateEdges:
 class Anchors:
     """All anchors of a layout plus the index arithmetic of their grid. Built by `generate_anchors`; read-only.
 
-    Flat order (the framework's): multihead ``per set [n_size, n_rot, nz, ny, nx]`` concatenated in set order;
-    single head ``(z, y, x, set, size, rot)``. Every anchor's flat index is
+    Flat order (the framework's): pcdet multihead ``per set [n_size, n_rot, nz, ny, nx]`` concatenated in set
+    order; pcdet single head and every mmdet3d layout ``(z, y, x, set, size, rot)`` per level, levels concatenated
+    (pcdet layouts have one level). Every anchor's flat index is
     ``combo_base[c] + iz * combo_stride[c, 0] + iy * combo_stride[c, 1] + ix * combo_stride[c, 2]`` where the combo
-    ``c`` is one (set, size, rotation) triple, numbered set-major, then size, then rotation.
+    ``c`` is one (level, set, size, rotation) tuple, numbered level-major, then set, size, rotation.
     """
 
     layout: AnchorLayout
@@ -74,17 +97,27 @@ class Anchors:
     band_counts: np.ndarray
     """int64 ``[S, B]``: anchors per set per band (static; negatives are derived from it)."""
     set_slices: tuple[slice | None, ...]
-    """Per set, its contiguous flat range (multihead), or None (single head interleaves the sets)."""
+    """Per set, its contiguous flat range (pcdet multihead), or None (single head / mmdet3d interleave the sets)."""
     feature_map_sizes: tuple[tuple[int, int], ...]
-    """Per set ``(nx, ny)``."""
+    """Per set ``(nx, ny)`` of the first level (the only one except in mmdet3d FPN layouts)."""
     x_positions: tuple[torch.Tensor, ...]
-    """Per set float32 ``[nx]`` anchor centre x (the upstream arange)."""
+    """Per set float32 ``[nx]`` anchor centre x of the first level (the upstream arange / linspace)."""
     y_positions: tuple[torch.Tensor, ...]
-    """Per set float32 ``[ny]`` anchor centre y."""
+    """Per set float32 ``[ny]`` anchor centre y of the first level."""
+    level_feature_map_sizes: tuple[tuple[tuple[int, int], ...], ...]
+    """``[L][S]`` ``(nx, ny)`` of every level and set."""
+    level_x_positions: tuple[tuple[torch.Tensor, ...], ...]
+    """``[L][S]`` float32 ``[nx]`` anchor centre x of every level and set."""
+    level_y_positions: tuple[tuple[torch.Tensor, ...], ...]
+    """``[L][S]`` float32 ``[ny]`` anchor centre y of every level and set."""
+    level_slices: tuple[slice, ...]
+    """Per level, its contiguous flat range."""
     set_first_index: torch.Tensor
     """int64 ``[S]``: lowest flat index of each set (its first anchor in the set's own assigner order)."""
     combo_set: torch.Tensor
-    """int64 ``[C]``: set of each (set, size, rot) combo."""
+    """int64 ``[C]``: set of each (level, set, size, rot) combo."""
+    combo_level: torch.Tensor
+    """int64 ``[C]``: level of each combo."""
     combo_base: torch.Tensor
     """int64 ``[C]``: flat index of the combo's anchor at iz = iy = ix = 0."""
     combo_stride: torch.Tensor
@@ -117,6 +150,10 @@ class Anchors:
         return self.boxes.device
 
     @property
+    def num_levels(self) -> int:
+        return len(self.level_slices)
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         return tuple(s.class_name for s in self.layout.anchor_sets)
 
@@ -124,16 +161,14 @@ class Anchors:
         """int64 ``[S]``: anchors per set."""
         return self.band_counts.sum(axis=1)
 
-    def flat_index(self, set_idx: int, iz: int, iy: int, ix: int, size_idx: int = 0, rot_idx: int = 0) -> int:
+    def flat_index(self, set_idx: int, iz: int, iy: int, ix: int, size_idx: int = 0, rot_idx: int = 0,
+                   level: int = 0) -> int:
         """Flat index of one anchor (tests and debugging; the hot path uses the combo tables)."""
         s = self.layout.anchor_sets[set_idx]
-        c = int(self._combo_offsets()[set_idx]) + size_idx * len(s.rotations) + rot_idx
+        n = [len(a.sizes) * len(a.rotations) for a in self.layout.anchor_sets]
+        c = level * sum(n) + sum(n[:set_idx]) + size_idx * len(s.rotations) + rot_idx
         st = self.combo_stride[c].tolist()
         return int(self.combo_base[c]) + iz * st[0] + iy * st[1] + ix * st[2]
-
-    def _combo_offsets(self) -> np.ndarray:
-        n = [len(s.sizes) * len(s.rotations) for s in self.layout.anchor_sets]
-        return np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
 
     def with_bands(self, bands: Bands) -> "Anchors":
         """The same anchors with band indices/counts for other band edges (cached)."""
@@ -151,15 +186,21 @@ def _replace(obj: Anchors, **kw) -> Anchors:
     return dataclasses.replace(obj, **kw)
 
 
-def feature_map_size(layout: AnchorLayout, anchor_set: AnchorSet) -> tuple[int, int]:
-    """``(nx, ny) = grid[:2] // stride``, ``grid = np.round((pcr[3:] - pcr[:3]) / voxel)`` as OpenPCDet."""
+def _grid_xy(layout: AnchorLayout) -> tuple[int, int]:
+    """Voxel grid ``(gx, gy) = np.round((pcr[3:5] - pcr[0:2]) / voxel)``, pcr float32 and voxel float64 as upstream."""
     pcr = np.asarray(layout.point_cloud_range, dtype=np.float32)
     voxel = np.asarray(layout.voxel_size, dtype=np.float64)
     grid = np.round((pcr[3:6] - pcr[0:3]) / voxel).astype(np.int64)
+    return int(grid[0]), int(grid[1])
+
+
+def feature_map_size(layout: AnchorLayout, anchor_set: AnchorSet) -> tuple[int, int]:
+    """``(nx, ny) = grid[:2] // stride``, ``grid = np.round((pcr[3:] - pcr[:3]) / voxel)`` as OpenPCDet."""
     stride = int(anchor_set.feature_map_stride)
     if stride < 1:
         raise ConfigError(f"anchor set {anchor_set.class_name!r}: feature_map_stride must be >= 1, got {stride}")
-    return int(grid[0] // stride), int(grid[1] // stride)
+    gx, gy = _grid_xy(layout)
+    return gx // stride, gy // stride
 
 
 def _positions(lo: np.float32, hi: np.float32, n: int, align_center: bool, axis: str, name: str) -> torch.Tensor:
@@ -197,6 +238,8 @@ def _band_tables(boxes: torch.Tensor, set_index: torch.Tensor, num_sets: int, ba
 
 
 def _validate(layout: AnchorLayout) -> None:
+    if layout.generator not in GENERATORS:
+        raise ConfigError(f"anchor generator must be one of {list(GENERATORS)}, got {layout.generator!r}")
     if len(layout.point_cloud_range) != 6 or len(layout.voxel_size) != 3:
         raise ConfigError("point_cloud_range needs 6 numbers and voxel_size 3")
     if not layout.anchor_sets:
@@ -206,22 +249,83 @@ def _validate(layout: AnchorLayout) -> None:
         raise ConfigError(f"point_cloud_range {list(pcr)} must have max > min on every axis")
     if not all(v > 0 for v in layout.voxel_size):
         raise ConfigError(f"voxel_size {list(layout.voxel_size)} must be positive")
+    mm3d = layout.generator in MMDET3D_GENERATORS
     for s in layout.anchor_sets:
-        if not s.sizes or not s.rotations or not s.bottom_heights:
-            raise ConfigError(f"anchor set {s.class_name!r} needs at least one size, rotation and bottom height")
+        # mmdet3d takes the bottom z from the range: bottom_heights is not needed there.
+        if not s.sizes or not s.rotations or (not mm3d and not s.bottom_heights):
+            what = "size and rotation" if mm3d else "size, rotation and bottom height"
+            raise ConfigError(f"anchor set {s.class_name!r} needs at least one {what}")
         if any(len(sz) != 3 or min(sz) <= 0 for sz in s.sizes):
             raise ConfigError(f"anchor set {s.class_name!r}: sizes must be positive (dx, dy, dz) triples")
+        if mm3d and s.anchor_range is not None:
+            r = s.anchor_range
+            if len(r) != 6 or not (r[3] > r[0] and r[4] > r[1]):
+                raise ConfigError(
+                    f"anchor set {s.class_name!r}: anchor_range {list(r)} must be 6 numbers "
+                    "(x_min, y_min, z_min, x_max, y_max, z_max) with x_max > x_min and y_max > y_min"
+                )
+    if not mm3d and layout.levels:
+        raise ConfigError("anchor levels (FPN) exist only for the mmdet3d generators, not for generator 'pcdet'")
+    for lv in layout.levels:
+        if int(lv.feature_map_stride) < 1 or not lv.scale > 0:
+            raise ConfigError(f"anchor level {lv}: feature_map_stride must be >= 1 and scale > 0")
 
 
-def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", bands: Bands | None = None) -> Anchors:
-    """Every anchor of ``layout`` in the framework's flat order, on ``device``, plus the candidate-search tables.
+@dataclass
+class _Grid:
+    """What a generator leaves for `generate_anchors` to finish (CPU tensors, python lists)."""
 
-    Built on the CPU (bit-exact upstream positions) and moved to ``device`` once. Raises `ConfigError` for a layout
-    OpenPCDet could not build (empty sets, a feature map with < 2 cells and align_center False, single-head sets with
-    different grids).
-    """
-    _validate(layout)
-    bands = bands if bands is not None else Bands()
+    boxes: list = field(default_factory=list)  # float32 [A_block, 7] blocks in flat order
+    set_index: list = field(default_factory=list)  # int64 [A_block] blocks
+    combo: list = field(default_factory=list)  # (level, set, base, (sz, sy, sx), nz, (nx, ny)) per combo
+    set_first: list | None = None  # [S] lowest flat index per set
+    set_slices: tuple | None = None
+    level_fm: list = field(default_factory=list)  # [L][S] (nx, ny)
+    level_x: list = field(default_factory=list)  # [L][S] float32 [nx]
+    level_y: list = field(default_factory=list)
+    level_slices: list = field(default_factory=list)
+    size: int = 0
+
+
+def _interleave(grid: _Grid, per_set: list[torch.Tensor], level: int) -> None:
+    """Append one level in single-head order ``(z, y, x, set, size, rot)``: per set ``[nz, ny, nx, ns, nr, 7]``,
+    concatenated on the per-location axis (``AnchorHeadSingle``'s ``view(nz, ny, nx, -1)`` + cat, and mmdet3d's
+    ``torch.cat(mr_anchors, dim=-3)``)."""
+    nz, ny, nx = per_set[0].shape[:3]
+    offset = grid.size
+    block = torch.cat([a.reshape(nz, ny, nx, -1, 7) for a in per_set], dim=3).reshape(-1, 7)
+    per_loc = [a.shape[3] * a.shape[4] for a in per_set]
+    loc = int(sum(per_loc))
+    loc_off = np.concatenate([[0], np.cumsum(per_loc)[:-1]]).astype(int)
+    for si, a in enumerate(per_set):
+        ns, nr = a.shape[3], a.shape[4]
+        for isz in range(ns):
+            for ir in range(nr):
+                base = offset + int(loc_off[si]) + isz * nr + ir
+                grid.combo.append((level, si, base, (ny * nx * loc, nx * loc, loc), nz, (nx, ny)))
+    if grid.set_first is None:
+        grid.set_first = [offset + int(o) for o in loc_off]
+    per_loc_set = torch.repeat_interleave(torch.arange(len(per_set)), torch.tensor(per_loc))
+    grid.boxes.append(block)
+    grid.set_index.append(per_loc_set.repeat(nz * ny * nx))
+    grid.level_slices.append(slice(offset, offset + block.shape[0]))
+    grid.size += block.shape[0]
+
+
+def _anchor_block(x: torch.Tensor, y: torch.Tensor, z_centre: torch.Tensor, size: torch.Tensor,
+                  rot: torch.Tensor) -> torch.Tensor:
+    """float32 ``[nz, ny, nx, ns, nr, 7]`` canonical anchors; ``z_centre`` is ``[nz, ns]``."""
+    nz, ny, nx, ns, nr = z_centre.shape[0], y.numel(), x.numel(), size.shape[0], rot.numel()
+    a = torch.empty((nz, ny, nx, ns, nr, 7), dtype=torch.float32)
+    a[..., 0] = x.view(1, 1, nx, 1, 1)
+    a[..., 1] = y.view(1, ny, 1, 1, 1)
+    a[..., 2] = z_centre.view(nz, 1, 1, ns, 1)
+    a[..., 3:6] = size.view(1, 1, 1, ns, 1, 3)
+    a[..., 6] = rot.view(1, 1, 1, 1, nr)
+    return a
+
+
+def _pcdet_grid(layout: AnchorLayout) -> _Grid:
     sets = layout.anchor_sets
     pcr32 = np.asarray(layout.point_cloud_range, dtype=np.float32)
     fm = [feature_map_size(layout, s) for s in sets]
@@ -232,7 +336,6 @@ def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", b
                 "single-head anchor layout needs the same feature map and number of bottom heights for every "
                 f"anchor set (AnchorHeadSingle concatenates them per location), got {sorted(keys)}"
             )
-
     per_set = []  # [nz, ny, nx, ns, nr, 7] float32 per set
     xs, ys = [], []
     for (nx, ny), s in zip(fm, sets):
@@ -242,70 +345,111 @@ def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", b
         ys.append(y)
         bottom = torch.tensor(s.bottom_heights, dtype=torch.float32)
         size = torch.tensor(s.sizes, dtype=torch.float32)  # [ns, 3]
-        rot = torch.tensor(s.rotations, dtype=torch.float32)  # [nr]
-        nz, ns, nr = bottom.numel(), size.shape[0], rot.numel()
-        shape = (nz, ny, nx, ns, nr)
-        a = torch.empty(shape + (7,), dtype=torch.float32)
-        a[..., 0] = x.view(1, 1, nx, 1, 1)
-        a[..., 1] = y.view(1, ny, 1, 1, 1)
         # float32 add of float32 halves, the generator's "shift to box centers" after the permute.
-        a[..., 2] = bottom.view(nz, 1, 1, 1, 1) + size[:, 2].view(1, 1, 1, ns, 1) / 2
-        a[..., 3:6] = size.view(1, 1, 1, ns, 1, 3)
-        a[..., 6] = rot.view(1, 1, 1, 1, nr)
-        per_set.append(a)
+        z_centre = bottom.view(-1, 1) + size[:, 2].view(1, -1) / 2
+        per_set.append(_anchor_block(x, y, z_centre, size, torch.tensor(s.rotations, dtype=torch.float32)))
 
-    n_sets = len(sets)
-    combo_set, combo_base, combo_stride, combo_nz, combo_nxy, set_first = [], [], [], [], [], []
+    grid = _Grid(level_fm=[fm], level_x=[xs], level_y=[ys])
     if layout.multihead:
         # AnchorHeadMulti: permute(3, 4, 0, 1, 2) -> [ns, nr, nz, ny, nx] flattened, sets concatenated in order.
-        blocks = [a.permute(3, 4, 0, 1, 2, 5).reshape(-1, 7) for a in per_set]
-        boxes = torch.cat(blocks, 0)
-        offset = 0
-        slices = []
-        for a, s in zip(per_set, sets):
+        slices, set_first = [], []
+        for si, a in enumerate(per_set):
             nz, ny, nx, ns, nr = a.shape[:5]
             for isz in range(ns):
                 for ir in range(nr):
-                    combo_set.append(len(slices))
-                    combo_base.append(offset + (isz * nr + ir) * nz * ny * nx)
-                    combo_stride.append((ny * nx, nx, 1))
-                    combo_nz.append(nz)
-                    combo_nxy.append((nx, ny))
-            set_first.append(offset)
-            slices.append(slice(offset, offset + a[..., 0].numel()))
-            offset += a[..., 0].numel()
-        set_slices = tuple(slices)
+                    grid.combo.append((0, si, grid.size + (isz * nr + ir) * nz * ny * nx, (ny * nx, nx, 1), nz,
+                                       (nx, ny)))
+            n = a[..., 0].numel()
+            set_first.append(grid.size)
+            slices.append(slice(grid.size, grid.size + n))
+            grid.boxes.append(a.permute(3, 4, 0, 1, 2, 5).reshape(-1, 7))
+            grid.set_index.append(torch.full((n,), si, dtype=torch.int64))
+            grid.size += n
+        grid.set_first = set_first
+        grid.set_slices = tuple(slices)
+        grid.level_slices = [slice(0, grid.size)]
     else:
-        # AnchorHeadSingle: per set view(nz, ny, nx, -1), concatenated on the last axis -> (z, y, x, set, size, rot).
-        nz, ny, nx = per_set[0].shape[:3]
-        boxes = torch.cat([a.reshape(nz, ny, nx, -1, 7) for a in per_set], dim=3).reshape(-1, 7)
-        per_loc = [a.shape[3] * a.shape[4] for a in per_set]
-        loc = int(sum(per_loc))
-        loc_off = np.concatenate([[0], np.cumsum(per_loc)[:-1]]).astype(int)
-        for si, a in enumerate(per_set):
-            ns, nr = a.shape[3], a.shape[4]
-            for isz in range(ns):
-                for ir in range(nr):
-                    combo_set.append(si)
-                    combo_base.append(int(loc_off[si]) + isz * nr + ir)
-                    combo_stride.append((ny * nx * loc, nx * loc, loc))
-                    combo_nz.append(nz)
-                    combo_nxy.append((nx, ny))
-            set_first.append(int(loc_off[si]))
-        set_slices = tuple(None for _ in sets)
+        _interleave(grid, per_set, 0)
+        grid.set_slices = tuple(None for _ in sets)
+    return grid
 
-    counts_per_set = [a[..., 0].numel() for a in per_set]
-    set_index = torch.repeat_interleave(torch.arange(n_sets), torch.tensor(counts_per_set))
-    if not layout.multihead:
-        per_loc_set = torch.repeat_interleave(
-            torch.arange(n_sets), torch.tensor([a.shape[3] * a.shape[4] for a in per_set])
+
+def _mmdet3d_axis(lo: float, hi: float, n: int, aligned: bool, align_corner: bool) -> torch.Tensor:
+    """float32 ``[n]`` centres along one axis, with upstream's float32 ops (module docstring)."""
+    lo_t = torch.tensor(lo, dtype=torch.float32)  # torch.tensor(anchor_range): float32
+    hi_t = torch.tensor(hi, dtype=torch.float32)
+    if not aligned:
+        return torch.linspace(lo_t, hi_t, n, dtype=torch.float32, device="cpu")
+    c = torch.linspace(lo_t, hi_t, n + 1, dtype=torch.float32, device="cpu")
+    if not align_corner:
+        c = c + (c[1] - c[0]) / 2
+    return c[:n].contiguous()
+
+
+def _mmdet3d_levels(layout: AnchorLayout) -> tuple[AnchorLevel, ...]:
+    if layout.levels:
+        return layout.levels
+    strides = {int(s.feature_map_stride) for s in layout.anchor_sets}
+    if len(strides) > 1:
+        raise ConfigError(
+            "mmdet3d anchor layout without levels needs one feature_map_stride for every anchor set (one "
+            f"generator call per level builds every range on the same feature map), got {sorted(strides)}"
         )
-        set_index = per_loc_set.repeat(boxes.shape[0] // per_loc_set.numel())
+    return (AnchorLevel(feature_map_stride=strides.pop(), scale=1.0),)
 
-    combo_set_t = torch.tensor(combo_set, dtype=torch.int64)
-    combo_base_t = torch.tensor(combo_base, dtype=torch.int64)
-    combo_stride_t = torch.tensor(combo_stride, dtype=torch.int64)
-    combo_nxy_t = torch.tensor(combo_nxy, dtype=torch.int64)
+
+def _mmdet3d_grid(layout: AnchorLayout) -> _Grid:
+    sets = layout.anchor_sets
+    aligned = layout.generator == "mmdet3d_aligned"
+    gx, gy = _grid_xy(layout)
+    grid = _Grid()
+    for li, lv in enumerate(_mmdet3d_levels(layout)):
+        stride = int(lv.feature_map_stride)
+        if stride < 1:
+            raise ConfigError(f"anchor level {li}: feature_map_stride must be >= 1, got {stride}")
+        nx, ny = gx // stride, gy // stride
+        if nx < 1 or ny < 1:
+            raise ConfigError(f"anchor level {li}: feature map {nx} x {ny} is empty (grid {gx} x {gy} // {stride})")
+        per_set, xs, ys = [], [], []
+        for s in sets:
+            r = s.anchor_range if s.anchor_range is not None else layout.point_cloud_range
+            x = _mmdet3d_axis(r[0], r[3], nx, aligned, layout.align_corner)
+            y = _mmdet3d_axis(r[1], r[4], ny, aligned, layout.align_corner)
+            bottom = _mmdet3d_axis(r[2], r[5], 1, aligned, layout.align_corner)  # D = 1
+            size = torch.tensor(s.sizes, dtype=torch.float32) * lv.scale  # float32 multiply, as upstream
+            z_centre = bottom.view(1, 1) + size[:, 2].view(1, -1) / 2  # bottom-centred -> canonical centre z
+            per_set.append(_anchor_block(x, y, z_centre, size, torch.tensor(s.rotations, dtype=torch.float32)))
+            xs.append(x)
+            ys.append(y)
+        _interleave(grid, per_set, li)
+        grid.level_fm.append([(nx, ny)] * len(sets))
+        grid.level_x.append(xs)
+        grid.level_y.append(ys)
+    grid.set_slices = tuple(None for _ in sets)
+    return grid
+
+
+def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", bands: Bands | None = None) -> Anchors:
+    """Every anchor of ``layout`` in the framework's flat order, on ``device``, plus the candidate-search tables.
+
+    Built on the CPU (bit-exact upstream positions) and moved to ``device`` once. Raises `ConfigError` for a layout
+    the framework could not build (empty sets, a pcdet feature map with < 2 cells and align_center False, single-head
+    sets with different grids, mmdet3d sets with different strides and no levels, an unknown generator).
+    """
+    _validate(layout)
+    bands = bands if bands is not None else Bands()
+    sets = layout.anchor_sets
+    grid = _pcdet_grid(layout) if layout.generator == "pcdet" else _mmdet3d_grid(layout)
+    n_sets = len(sets)
+    boxes = torch.cat(grid.boxes, 0)
+    set_index = torch.cat(grid.set_index, 0)
+
+    combo_level_t = torch.tensor([c[0] for c in grid.combo], dtype=torch.int64)
+    combo_set_t = torch.tensor([c[1] for c in grid.combo], dtype=torch.int64)
+    combo_base_t = torch.tensor([c[2] for c in grid.combo], dtype=torch.int64)
+    combo_stride_t = torch.tensor([c[3] for c in grid.combo], dtype=torch.int64)
+    combo_nz_t = torch.tensor([c[4] for c in grid.combo], dtype=torch.int64)
+    combo_nxy_t = torch.tensor([c[5] for c in grid.combo], dtype=torch.int64)
 
     xyxy = {conv: ops.nearest_bev_xyxy(boxes, conv).to(torch.float32) for conv in ("pcdet", "mmdet3d")}
     edges = {conv: _nearest_edges(xyxy[conv], combo_base_t, combo_stride_t, combo_nxy_t) for conv in xyxy}
@@ -314,6 +458,8 @@ def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", b
 
     dev = torch.device(device)
     to = lambda t: t.to(dev)  # noqa: E731
+    level_x = tuple(tuple(to(x) for x in xs) for xs in grid.level_x)
+    level_y = tuple(tuple(to(y) for y in ys) for ys in grid.level_y)
     return Anchors(
         layout=layout,
         boxes=to(boxes),
@@ -321,15 +467,20 @@ def generate_anchors(layout: AnchorLayout, device: str | torch.device = "cpu", b
         band_index=to(band_index),
         bands=bands,
         band_counts=band_counts,
-        set_slices=set_slices,
-        feature_map_sizes=tuple(fm),
-        x_positions=tuple(to(x) for x in xs),
-        y_positions=tuple(to(y) for y in ys),
-        set_first_index=to(torch.tensor(set_first, dtype=torch.int64)),
+        set_slices=grid.set_slices,
+        feature_map_sizes=tuple(grid.level_fm[0]),
+        x_positions=level_x[0],
+        y_positions=level_y[0],
+        level_feature_map_sizes=tuple(tuple(fm) for fm in grid.level_fm),
+        level_x_positions=level_x,
+        level_y_positions=level_y,
+        level_slices=tuple(grid.level_slices),
+        set_first_index=to(torch.tensor(grid.set_first, dtype=torch.int64)),
         combo_set=to(combo_set_t),
+        combo_level=to(combo_level_t),
         combo_base=to(combo_base_t),
         combo_stride=to(combo_stride_t),
-        combo_nz=to(torch.tensor(combo_nz, dtype=torch.int64)),
+        combo_nz=to(combo_nz_t),
         combo_nxy=to(combo_nxy_t),
         xyxy={k: to(v) for k, v in xyxy.items()},
         edges={k: CandidateEdges(*(to(t) for t in (v.x1, v.x2, v.y1, v.y2))) for k, v in edges.items()},

@@ -1,10 +1,10 @@
-"""The two anchor assigners, on sparse candidates: OpenPCDet AxisAligned and mmdet MaxIoU.
+"""The anchor assigners: OpenPCDet AxisAligned and mmdet MaxIoU on sparse candidates, OpenPCDet ATSS per anchor set.
 
-Both run on the candidate pairs of `assignaudit.assign.candidates` (every pair with IoU > 0 is among them) plus the
-static per-set/per-band anchor totals: an anchor that is no candidate of any GT has IoU 0 with all of them, so its
-label is decided per anchor set without looking at it (negative, ignored when ``unmatched_threshold <= 0``, or, in
-mmdet's ``min_pos_iou = 0`` corner case, positive). Labels of candidate ("touched") anchors are computed with
-scatter reductions over the pairs; nothing of size anchors x GT is ever built.
+AxisAligned and MaxIoU run on the candidate pairs of `assignaudit.assign.candidates` (every pair with IoU > 0 is
+among them) plus the static per-set/per-band anchor totals: an anchor that is no candidate of any GT has IoU 0 with
+all of them, so its label is decided per anchor set without looking at it (negative, ignored when
+``unmatched_threshold <= 0``, or, in mmdet's ``min_pos_iou = 0`` corner case, positive). Labels of candidate
+("touched") anchors are computed with scatter reductions over the pairs; nothing of size anchors x GT is ever built.
 
 Rules reproduced (assignment-semantics §3.3, §6.1, §12):
 
@@ -29,6 +29,28 @@ anchor set (``assign_per_class``) or class-agnostic (one assigner, all anchors, 
     it does not touch, i.e. practically every anchor it competes for) is forced to it, unless a later GT forces
     them. Handled without densifying: such a GT claims all untouched anchors of its domain by count, and every
     touched anchor of the domain through the per-domain maximum of those GT indices.
+
+Which MaxIoU assigners run (mmdet3d ``Anchor3DHead``, §6.5; ``train_mixins.py::anchor_target_3d_single``):
+  * ``class_agnostic``: ``train_cfg.assigner`` is a dict: one assigner over every anchor of every level (levels are
+    concatenated before assignment, so low-quality matching competes across levels) and every GT, thresholds shared.
+  * otherwise one assigner per anchor set (mmdet3d: per anchor size, ``train_cfg.assigner`` a list; each
+    `AnchorSet` of an mmdet3d layout must then hold one size, and the layout one level, as upstream indexes
+    ``anchors[..., i, :, :]`` of a single-level map), thresholds per set:
+    - ``assign_per_class`` True: set i sees only the GT of its class (``gt_labels == i``);
+    - ``assign_per_class`` False: **every** set's assigner sees **every** GT of every class (mm3d <= 0.18 KITTI
+      PointPillars, SECOND KITTI), so a pedestrian-size anchor can become positive for a car. Implemented by
+      expanding the K GT into S x K virtual GT ``v = s * K + k`` with set s, running the class-aware rule (each
+      (GT, set) pair has its own ``g_max`` and forcing; within a set the virtual order is the GT order, so ties and
+      "later GT wins" are unchanged) and folding back: per-GT counts are summed over sets, ``gt_max_iou`` is the
+      maximum over sets, positives are credited to the original GT, and a zero-positive GT's reason is
+      ``taken_by_other_gt`` if any set's assigner let it force, else ``no_overlap`` if it overlaps nothing in any
+      set, else ``below_min_pos_iou``.
+
+OpenPCDet ``ATSSTargetAssigner`` (§4; `assignaudit.assign.atss`): per anchor set, per frame, class-agnostic over all
+GT (also GT of classes without an anchor set). Rotated BEV IoU (``IouKind.IOU_3D``: 3D IoU, ``MATCH_HEIGHT``; the
+nearest-BEV kind, which ATSS does not have, reads as rotated BEV) with the kernel's 1 cm margin. Every GT forces its
+argmax anchor in every set (IoU 0 everywhere: the set's first anchor), so a GT ends with 0 positives only when all its
+forced anchors went to a later GT (``taken_by_other_gt``). No ignore state: everything else is negative.
 """
 
 from __future__ import annotations
@@ -37,9 +59,10 @@ import numpy as np
 import torch
 
 from assignaudit import schema
-from assignaudit.assign.anchors import Anchors
+from assignaudit.assign.anchors import MMDET3D_GENERATORS, Anchors
+from assignaudit.assign.atss import atss_assign
 from assignaudit.assign.candidates import candidate_iou, enumerate_candidates, gt_rectangles
-from assignaudit.assign.params import AssignerParams, Framework
+from assignaudit.assign.params import AssignerParams, Framework, IouKind
 from assignaudit.assign.result import FrameAssignment
 from assignaudit.bands import Bands
 from assignaudit.errors import ConfigError, DataError
@@ -60,11 +83,33 @@ def _check_inputs(anchors: Anchors, gt_boxes: torch.Tensor, gt_set_index: torch.
         raise DataError(f"gt_set_index must be -1 or an anchor set index below {anchors.num_sets}")
     if params.nearest_convention not in _CONVENTIONS:
         raise ConfigError(f"nearest_convention must be one of {list(_CONVENTIONS)}, got {params.nearest_convention!r}")
+    if params.framework is Framework.ATSS:
+        if isinstance(params.atss_topk, bool) or not isinstance(params.atss_topk, int) or params.atss_topk < 1:
+            raise ConfigError(f"ATSS topk must be an integer >= 1, got {params.atss_topk!r}")
+        return  # ATSS has no IoU thresholds
     for s in anchors.layout.anchor_sets:
         # A non-positive positive threshold would make every IoU-0 anchor positive: not a real config, and the
         # sparse path could not represent it without densifying.
         if not s.matched_threshold > 0:
             raise ConfigError(f"anchor set {s.class_name!r}: matched_threshold must be > 0, got {s.matched_threshold}")
+
+
+def _check_per_size_assigners(anchors: Anchors) -> None:
+    """mmdet3d's list of assigners indexes ``anchors[..., i, :, :]`` of one ``[D, H, W, n_size, n_rot, 7]`` map:
+    one assigner per size of a single level. Our per-set rule matches that when every set holds one size."""
+    layout = anchors.layout
+    if layout.generator not in MMDET3D_GENERATORS:
+        return
+    if anchors.num_levels > 1:
+        raise ConfigError(
+            "one assigner per anchor size needs a single-level anchor map (mmdetection3d's Anchor3DHead indexes "
+            f"the size axis of one level), but the layout has {anchors.num_levels} levels: use class_agnostic"
+        )
+    multi = [s.class_name for s in layout.anchor_sets if len(s.sizes) != 1]
+    if multi:
+        raise ConfigError(
+            f"one assigner per anchor size needs one size per anchor set (= ranges entry), but {multi} have several"
+        )
 
 
 def _min_pos_per_set(anchors: Anchors, params: AssignerParams) -> list[float]:
@@ -96,9 +141,9 @@ def assign_frame(
 
     ``gt_boxes``: float32 ``[K, 7+]`` canonical boxes (centre z, LiDAR frame), same device as the anchors; only
     columns 0-6 are used. ``gt_set_index``: int64 ``[K]``, the anchor set of each GT's class, -1 for a class
-    without anchor set (such a GT competes for nothing, except in class-agnostic mmdet where every GT competes for
-    every anchor). Thresholds come from each `AnchorSet`. Inputs are not modified. Device-agnostic torch; the
-    returned arrays are numpy on the CPU.
+    without anchor set (such a GT competes for nothing, except where every GT competes for every anchor set:
+    class-agnostic mmdet, mmdet with ``assign_per_class`` False, ATSS). Thresholds come from each `AnchorSet`.
+    Inputs are not modified. Device-agnostic torch; the returned arrays are numpy on the CPU.
     """
     _check_inputs(anchors, gt_boxes, gt_set_index, params)
     anchors = anchors.with_bands(bands)
@@ -106,6 +151,12 @@ def assign_frame(
     gt_set = gt_set_index.to(device=gt.device, dtype=torch.int64)
     if params.framework is Framework.PCDET:
         return _assign_pcdet(anchors, gt, gt_set, params)
+    if params.framework is Framework.ATSS:
+        return _assign_atss(anchors, gt, gt_set, params)
+    if not params.class_agnostic:
+        _check_per_size_assigners(anchors)
+        if not params.assign_per_class:
+            return _assign_mmdet_every_gt_per_set(anchors, gt, gt_set, params)
     return _assign_mmdet(anchors, gt, gt_set, params)
 
 
@@ -127,7 +178,7 @@ def _touched(cand_a: torch.Tensor, cand_g: torch.Tensor, iou: torch.Tensor, num_
     uniq, inv = torch.unique(cand_a, return_inverse=True)
     t = uniq.numel()
     a_max = torch.zeros(t, dtype=iou.dtype, device=iou.device).scatter_reduce(0, inv, iou, "amax")
-    best = torch.where(iou == a_max[inv], cand_g, num_gt)
+    best = torch.where(iou == a_max.index_select(0, inv), cand_g, num_gt)
     a_arg = torch.full((t,), num_gt, dtype=torch.int64, device=iou.device).scatter_reduce(0, inv, best, "amin")
     g_max = torch.zeros(num_gt, dtype=iou.dtype, device=iou.device).scatter_reduce(0, cand_g, iou, "amax")
     return uniq, inv, a_max, a_arg, g_max
@@ -171,12 +222,12 @@ def _assign_pcdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
 
     # g_max == 0 -> -1: a GT overlapping nothing forces nothing (and the IoU-0 pairs never tie with -1).
     g_eff = torch.where(g_max == 0, torch.full_like(g_max, -1.0), g_max)
-    forced_pair = (iou == g_eff[cand_g]).to(torch.uint8)
+    forced_pair = (iou == g_eff.index_select(0, cand_g)).to(torch.uint8)
     forced = torch.zeros(t, dtype=torch.uint8, device=dev).scatter_reduce(0, inv, forced_pair, "amax").bool()
-    set_t = anchors.set_index[uniq]
-    band_t = anchors.band_index[uniq]
-    pos = forced | (a_max >= anchors.matched_threshold[set_t])
-    neg = ~forced & (a_max < anchors.unmatched_threshold[set_t])
+    set_t = anchors.set_index.index_select(0, uniq)
+    band_t = anchors.band_index.index_select(0, uniq)
+    pos = forced | (a_max >= anchors.matched_threshold.index_select(0, set_t))
+    neg = ~forced & (a_max < anchors.unmatched_threshold.index_select(0, set_t))
     ign = ~pos & ~neg
 
     pos_gt = a_arg[pos]  # pcdet identity: the anchor's own best GT, forced or not
@@ -251,48 +302,48 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
 
     uniq, inv, a_max, a_arg, _ = _touched(cand_a, cand_g, iou, k)
     t = uniq.numel()
-    set_t = anchors.set_index[uniq]
-    band_t = anchors.band_index[uniq]
+    set_t = anchors.set_index.index_select(0, uniq)
+    band_t = anchors.band_index.index_select(0, uniq)
     dom_t = set_t if not agnostic else torch.zeros_like(set_t)
 
     # Forcing GT of each touched anchor = the largest gated GT index that forces it (later GT overwrite earlier).
     if params.gt_max_assign_all:
-        fpair = gate[cand_g] & (iou == g_max[cand_g])
+        fpair = gate.index_select(0, cand_g) & (iou == g_max.index_select(0, cand_g))
     else:
         # The first argmax prior of GT i: the lowest flat index among its anchors at g_max (flat order restricted to
         # a set, or to all anchors, is the assigner's prior order in both head layouts).
         big = torch.iinfo(torch.int64).max
-        at_max = torch.where(iou == g_max[cand_g], cand_a, big)
+        at_max = torch.where(iou == g_max.index_select(0, cand_g), cand_a, big)
         first = torch.full((k,), big, dtype=torch.int64, device=dev).scatter_reduce(0, cand_g, at_max, "amin")
-        fpair = gate[cand_g] & (cand_a == first[cand_g])
+        fpair = gate.index_select(0, cand_g) & (cand_a == first.index_select(0, cand_g))
     forcing = torch.full((t,), -1, dtype=torch.int64, device=dev).scatter_reduce(
         0, inv, torch.where(fpair, cand_g, -1), "amax"
     )
     zmax_dom = torch.full((n_dom,), -1, dtype=torch.int64, device=dev)
     if params.gt_max_assign_all and bool(zero_gt.any()):
         zmax_dom = zmax_dom.scatter_reduce(0, gt_dom[zero_gt], torch.nonzero(zero_gt)[:, 0], "amax")
-        forcing = torch.maximum(forcing, zmax_dom[dom_t])
+        forcing = torch.maximum(forcing, zmax_dom.index_select(0, dom_t))
     forced = forcing >= 0
 
     if agnostic:
         pos_thr_t = torch.full((t,), pos_thr, dtype=torch.float32, device=dev)
         neg_thr_t = torch.full((t,), neg_thr, dtype=torch.float32, device=dev)
     else:
-        pos_thr_t = anchors.matched_threshold[set_t]
-        neg_thr_t = anchors.unmatched_threshold[set_t]
+        pos_thr_t = anchors.matched_threshold.index_select(0, set_t)
+        neg_thr_t = anchors.unmatched_threshold.index_select(0, set_t)
     by_thr = a_max >= pos_thr_t
     credit = torch.where(forced, forcing, torch.where(by_thr, a_arg, -1))
     pos = credit >= 0
     neg = ~pos & (a_max < neg_thr_t)
     ign = ~pos & ~neg
     # IoU of a positive with its credited GT: a forced anchor sits at its forcing GT's g_max.
-    pos_iou_t = torch.where(forced, g_max[forcing.clamp_min(0)] if k else a_max, a_max)
+    pos_iou_t = torch.where(forced, g_max.index_select(0, forcing.clamp_min(0)) if k else a_max, a_max)
 
     pos_gt = credit[pos]
     gt_num_pos = torch.bincount(pos_gt, minlength=k)[:k].cpu().numpy().astype(np.int64)
     gt_num_forced = torch.bincount(forcing[forced], minlength=k)[:k].cpu().numpy().astype(np.int64)
     if agnostic:
-        pos_set = gt_set[pos_gt]
+        pos_set = gt_set.index_select(0, pos_gt)
         num_pos_per_set = torch.bincount(pos_set[pos_set >= 0], minlength=s_num).cpu().numpy().astype(np.int64)
     else:
         num_pos_per_set = torch.bincount(set_t[pos], minlength=s_num).cpu().numpy().astype(np.int64)
@@ -355,4 +406,109 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=num_ign.astype(np.int64),
         num_candidates=int(cand_a.numel()),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# mmdet per-size assigners that see every GT (assign_per_class False)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _assign_mmdet_every_gt_per_set(
+    anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, params: AssignerParams
+) -> FrameAssignment:
+    """One MaxIoU assigner per set, each over every GT: S x K virtual GT through the class-aware rule, folded back
+    (module docstring)."""
+    k, s_num = gt.shape[0], anchors.num_sets
+    if k == 0:
+        return _assign_mmdet(anchors, gt, gt_set, params)
+    dev = gt.device
+    virtual_gt = gt.repeat(s_num, 1)  # [S * K, 7]: v = s * K + k keeps the GT order inside every set
+    virtual_set = torch.arange(s_num, device=dev).repeat_interleave(k)  # [S * K]
+    r = _assign_mmdet(anchors, virtual_gt, virtual_set, params)
+
+    gt_num_pos = r.gt_num_pos.reshape(s_num, k).sum(axis=0)
+    reasons = r.gt_zero_pos_reason.reshape(s_num, k)
+    zero = gt_num_pos == 0
+    any_taken = (reasons == schema.REASON_TAKEN).any(axis=0)
+    all_no_overlap = (reasons == schema.REASON_NO_OVERLAP).all(axis=0)
+    reason = np.full(k, None, dtype=object)
+    reason[zero] = schema.REASON_BELOW_MIN_POS_IOU
+    reason[zero & all_no_overlap] = schema.REASON_NO_OVERLAP
+    reason[zero & any_taken] = schema.REASON_TAKEN
+    return FrameAssignment(
+        gt_num_pos=gt_num_pos,
+        gt_num_forced=r.gt_num_forced.reshape(s_num, k).sum(axis=0),
+        gt_max_iou=r.gt_max_iou.reshape(s_num, k).max(axis=0),
+        gt_zero_pos_reason=reason,
+        pos_gt_index=r.pos_gt_index % k,
+        pos_iou=r.pos_iou,
+        num_pos_per_set=r.num_pos_per_set,
+        num_neg_per_set_band=r.num_neg_per_set_band,
+        num_ignore_per_set_band=r.num_ignore_per_set_band,
+        num_candidates=r.num_candidates,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# OpenPCDet ATSSTargetAssigner, per anchor set
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _set_anchor_indices(anchors: Anchors) -> tuple[torch.Tensor, ...]:
+    """Per set, int64 flat indices of its anchors in ascending order (= the set's own assigner order). Cached."""
+    key = ("set_anchor_indices", anchors.device)
+    if key not in anchors._cache:
+        anchors._cache[key] = tuple(
+            torch.nonzero(anchors.set_index == s)[:, 0] if sl is None
+            else torch.arange(sl.start, sl.stop, device=anchors.device)
+            for s, sl in enumerate(anchors.set_slices)
+        )
+    return anchors._cache[key]
+
+
+def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, params: AssignerParams) -> FrameAssignment:
+    k, s_num = gt.shape[0], anchors.num_sets
+    dev = gt.device
+    nb = len(anchors.bands)
+    iou_3d = params.iou is IouKind.IOU_3D
+    if k == 0:  # every anchor negative (upstream never assigns an empty frame in training)
+        return FrameAssignment(
+            gt_num_pos=np.zeros(0, np.int64), gt_num_forced=np.zeros(0, np.int64),
+            gt_max_iou=np.zeros(0, np.float32), gt_zero_pos_reason=np.full(0, None, dtype=object),
+            pos_gt_index=np.zeros(0, np.int64), pos_iou=np.zeros(0, np.float32),
+            num_pos_per_set=np.zeros(s_num, np.int64), num_neg_per_set_band=anchors.band_counts.copy(),
+            num_ignore_per_set_band=np.zeros_like(anchors.band_counts),
+        )
+    assigned, iou, forced, flat, g_max, pairs = [], [], [], [], [], 0
+    for idx in _set_anchor_indices(anchors):  # loop over anchor sets only: upstream runs one assigner per set
+        r = atss_assign(anchors.boxes[idx], gt, gt_set, params.atss_topk, upstream_quirks=params.atss_upstream_quirks,
+                        margin_compat=True, iou_3d=iou_3d)
+        assigned.append(r.assigned_gt)
+        iou.append(r.iou)
+        forced.append(r.forced)
+        flat.append(idx)
+        g_max.append(r.gt_max_iou)
+        pairs += r.num_iou_pairs
+    assigned_t, iou_t, forced_t, flat_t = (torch.cat(t) for t in (assigned, iou, forced, flat))
+    pos = assigned_t >= 0
+    pos_gt = assigned_t[pos]
+    set_t = anchors.set_index[flat_t]
+    neg_key = (set_t * nb + anchors.band_index[flat_t])[~pos]
+    num_neg = torch.bincount(neg_key, minlength=s_num * nb).view(s_num, nb)
+    gt_num_pos = torch.bincount(pos_gt, minlength=k).cpu().numpy().astype(np.int64)
+    g_max_np = torch.stack(g_max).amax(dim=0).cpu().numpy().astype(np.float32)
+    reason = np.full(k, None, dtype=object)
+    reason[gt_num_pos == 0] = schema.REASON_TAKEN  # every GT forces one anchor per set: lost only to a later GT
+    return FrameAssignment(
+        gt_num_pos=gt_num_pos,
+        gt_num_forced=torch.bincount(assigned_t[forced_t], minlength=k).cpu().numpy().astype(np.int64),
+        gt_max_iou=g_max_np,
+        gt_zero_pos_reason=reason,
+        pos_gt_index=pos_gt.cpu().numpy().astype(np.int64),
+        pos_iou=iou_t[pos].cpu().numpy().astype(np.float32),
+        num_pos_per_set=torch.bincount(set_t[pos], minlength=s_num).cpu().numpy().astype(np.int64),
+        num_neg_per_set_band=num_neg.cpu().numpy().astype(np.int64),
+        num_ignore_per_set_band=np.zeros((s_num, nb), dtype=np.int64),
+        num_candidates=pairs,
     )

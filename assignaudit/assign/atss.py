@@ -7,7 +7,9 @@ constructor that does not take it), so this is a replay of the algorithm, not of
 Rule, per frame, over all anchors and all GT of every class (class-agnostic; an anchor takes its GT's class):
 
 1. IoU = exact rotated BEV IoU (`assignaudit.ops.box_iou_bev_sparse`; pairs whose bounding rectangles do not
-   overlap are exactly 0). ``margin_compat`` replays the CUDA kernel's 1 cm corner margin.
+   overlap are exactly 0), or with ``iou_3d`` (``MATCH_HEIGHT``) the 3D IoU of ``boxes_iou3d_gpu`` (rotated BEV
+   intersection x centre-z height overlap) on those same pairs. ``margin_compat`` replays the CUDA kernel's 1 cm
+   corner margin.
 2. Candidates: for every GT the ``topk`` anchors nearest in **3D** centre distance ``||a_xyz - g_xyz||``.
    Upstream uses ``topk(largest=False)`` whose order among equal distances is undefined; here ties at the k-th
    distance are broken towards the **lower anchor index** (deterministic).
@@ -27,6 +29,10 @@ Rule, per frame, over all anchors and all GT of every class (class-agnostic; an 
 7. No ignore state: everything else is background.
 
 Memory: the distance matrix is dense ``[A, K]`` (the candidate search needs every distance); IoU is sparse.
+
+`atss_assign` is one call of ``assign_targets_single`` (one anchor set, one frame). ``assign_frame`` with
+``Framework.ATSS`` runs it once per anchor set over the set's anchors in the set's own order (the layout's flat
+order restricted to the set, which is upstream's ``view(-1, 7)`` / multihead permute) and sums the tallies.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from assignaudit.errors import ConfigError, DataError
-from assignaudit.ops import box_iou_bev_sparse
+from assignaudit.ops import box_iou_3d_aligned, box_iou_bev_sparse
 from assignaudit.ops._checks import check_pair
 
 THRESHOLD_EPS = 1e-6
@@ -58,6 +64,10 @@ class AtssAssignment:
     """int64 ``[topk, K]``: candidate anchors per GT, nearest first."""
     threshold: torch.Tensor
     """``[K]``: the per-GT IoU threshold ``mean + std + 1e-6`` over the candidates."""
+    gt_max_iou: torch.Tensor | None = None
+    """``[K]``: each GT's best IoU over all anchors (the forced match's IoU; 0 for a GT overlapping nothing)."""
+    num_iou_pairs: int = 0
+    """Anchor-GT pairs whose IoU was evaluated (diagnostics)."""
 
     @property
     def positive(self) -> torch.Tensor:
@@ -87,7 +97,7 @@ def _topk_nearest(anchors_xyz: torch.Tensor, gt_xyz: torch.Tensor, topk: int) ->
 
 
 def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, topk: int = 9, *,
-                upstream_quirks: bool = False, margin_compat: bool = False) -> AtssAssignment:
+                upstream_quirks: bool = False, margin_compat: bool = False, iou_3d: bool = False) -> AtssAssignment:
     """Label anchors with OpenPCDet's ATSS rule (module docstring).
 
     Args:
@@ -96,6 +106,7 @@ def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.
         topk: candidates per GT (OpenPCDet's ``TOPK``); ``1 <= topk <= A``.
         upstream_quirks: reproduce the transposed inside-GT test (``dy/2`` along the heading).
         margin_compat: OpenPCDet's 1 cm corner margin in the IoU kernel.
+        iou_3d: 3D IoU (OpenPCDet ``MATCH_HEIGHT``) instead of rotated BEV IoU.
 
     Returns an `AtssAssignment`. Inputs are not modified.
     """
@@ -113,12 +124,17 @@ def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.
         return AtssAssignment(background, background.clone(), anchors.new_zeros(n_a),
                               torch.zeros(n_a, dtype=torch.bool, device=device),
                               torch.zeros((min(topk, n_a), 0), dtype=torch.int64, device=device),
-                              anchors.new_zeros(0))
+                              anchors.new_zeros(0), anchors.new_zeros(0), 0)
     if topk > n_a:
         raise ConfigError(f"ATSS topk={topk} exceeds the number of anchors ({n_a})")
 
     # Sparse IoU, sorted by (anchor, gt): a flat key lets candidates look their IoU up exactly.
     s_a, s_g, s_iou = box_iou_bev_sparse(anchors, gt_boxes, min_iou=0.0, margin_compat=margin_compat)
+    if iou_3d:
+        # 3D IoU > 0 needs a BEV intersection > 0: the BEV pairs are a superset; keep the (anchor, gt) order.
+        s_iou = box_iou_3d_aligned(anchors[s_a], gt_boxes[s_g], margin_compat=margin_compat)
+        keep = s_iou > 0
+        s_a, s_g, s_iou = s_a[keep], s_g[keep], s_iou[keep]
     s_key = s_a * n_g + s_g
 
     cand = _topk_nearest(anchors[:, 0:3], gt_boxes[:, 0:3], topk)  # [topk, K]
@@ -169,4 +185,4 @@ def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.
     assigned = torch.where(forced, forced_gt, assigned)
     iou = torch.where(forced, g_max[forced_gt.clamp_min(0)], iou)
     labels = torch.where(assigned >= 0, gt_labels.to(torch.int64)[assigned.clamp_min(0)], background)
-    return AtssAssignment(assigned, labels, iou, forced, cand, threshold)
+    return AtssAssignment(assigned, labels, iou, forced, cand, threshold, g_max, int(s_a.numel()))

@@ -1,9 +1,9 @@
 """Sparse anchor-GT candidate pairs from the anchor grid, and their IoU.
 
 Only ~0.3 % of anchor-GT pairs of a nuScenes frame overlap at all (performance-facts.md), so the dense ``[A, K]``
-IoU matrix is never built: each GT's BEV rectangle maps, per anchor combo (set, size, rotation), to a window of grid
-cells found by ``searchsorted`` on the combo's sorted anchor edges, and the windows of all GT and all combos are
-enumerated in one vectorised pass (``repeat_interleave`` + index arithmetic).
+IoU matrix is never built: each GT's BEV rectangle maps, per anchor combo (level, set, size, rotation), to a window
+of grid cells found by ``searchsorted`` on the combo's sorted anchor edges, and the windows of all GT and all combos
+are enumerated in one vectorised pass (``repeat_interleave`` + index arithmetic).
 
 Exactness: in the nearest-BEV modes the edges are the anchors' own float32 xyxy, so the window is exactly the set of
 anchors whose xyxy overlaps the GT's with ``min(x2) - max(x1) > 0`` on both axes, i.e. exactly the pairs with a
@@ -53,37 +53,43 @@ def enumerate_candidates(
     """
     e: CandidateEdges = anchors.edges[edge_mode]
     g_idx, c_idx = torch.nonzero(gt_combo_mask, as_tuple=True)  # [Bk] blocks
-    r = gt_rect[g_idx]  # [Bk, 4]
+    rt = gt_rect.index_select(0, g_idx).t().contiguous()  # [4, Bk]: each row below is a contiguous [Bk, 1] view
     # Batched searchsorted over each block's own combo row. x-overlap <=> ax1 < gx2 and ax2 > gx1; both edge rows
     # are non-decreasing in ix, so the overlapping ix form one contiguous window [ix0, ix1).
-    x1, x2, y1, y2 = e.x1[c_idx], e.x2[c_idx], e.y1[c_idx], e.y2[c_idx]
-    rt = r.t().contiguous()  # [4, Bk]: each row below is a contiguous [Bk, 1] view
-    ix0 = torch.searchsorted(x2, rt[0, :, None], right=True)[:, 0]
-    ix1 = torch.searchsorted(x1, rt[2, :, None], right=False)[:, 0]
-    iy0 = torch.searchsorted(y2, rt[1, :, None], right=True)[:, 0]
-    iy1 = torch.searchsorted(y1, rt[3, :, None], right=False)[:, 0]
+    # (index_select, not t[idx]: torch's CPU advanced indexing is several times slower for plain row gathers.)
+    ix0 = torch.searchsorted(e.x2.index_select(0, c_idx), rt[0, :, None], right=True)[:, 0]
+    ix1 = torch.searchsorted(e.x1.index_select(0, c_idx), rt[2, :, None], right=False)[:, 0]
+    iy0 = torch.searchsorted(e.y2.index_select(0, c_idx), rt[1, :, None], right=True)[:, 0]
+    iy1 = torch.searchsorted(e.y1.index_select(0, c_idx), rt[3, :, None], right=False)[:, 0]
     wx = (ix1 - ix0).clamp_min(0)
     wy = (iy1 - iy0).clamp_min(0)
-    nz = anchors.combo_nz[c_idx]
-    count = wx * wy * nz  # [Bk]
-    total = int(count.sum())
+    nz = anchors.combo_nz.index_select(0, c_idx)
     dev = gt_rect.device
-    if total == 0:
+    # Two-stage enumeration: blocks -> rows (one per (iz, iy) of the window, few), rows -> anchors along x (many).
+    # Divisions stay on the short row level; the pair level is one repeat_interleave and an add.
+    rows = wy * nz * (wx > 0)  # [Bk]: rows of a block with an empty x window are dropped
+    n_rows = int(rows.sum())
+    if n_rows == 0:
         empty = torch.zeros(0, dtype=torch.int64, device=dev)
         return empty, empty
-    block = torch.repeat_interleave(torch.arange(count.numel(), device=dev), count, output_size=total)
-    start = torch.cumsum(count, 0) - count
-    local = torch.arange(total, device=dev) - start[block]
-    wxb = wx[block]
-    wyb = wy[block]
-    ix = ix0[block] + local % wxb
-    t = local // wxb
-    iy = iy0[block] + t % wyb
-    iz = t // wyb
-    cb = c_idx[block]
-    st = anchors.combo_stride[cb]  # [P, 3]
-    flat = anchors.combo_base[cb] + iz * st[:, 0] + iy * st[:, 1] + ix * st[:, 2]
-    return flat, g_idx[block]
+    st = anchors.combo_stride.index_select(0, c_idx)  # [Bk, 3]: (z, y, x) strides
+    block_base = anchors.combo_base.index_select(0, c_idx) + iy0 * st[:, 1] + ix0 * st[:, 2]  # [Bk]
+    row_block = torch.repeat_interleave(torch.arange(rows.numel(), device=dev), rows, output_size=n_rows)  # [R]
+    row_local = torch.arange(n_rows, device=dev) - (torch.cumsum(rows, 0) - rows).index_select(0, row_block)
+    wy_r = wy.index_select(0, row_block)
+    st_r = st.index_select(0, row_block)  # [R, 3]
+    iy_r, iz_r = row_local % wy_r, row_local // wy_r  # rows run iy fastest, then iz (the flat order)
+    row_base = block_base.index_select(0, row_block) + iy_r * st_r[:, 1] + iz_r * st_r[:, 0]
+    row_len = wx.index_select(0, row_block)  # [R]
+    total = int(row_len.sum())
+    pair_row = torch.repeat_interleave(torch.arange(n_rows, device=dev), row_len, output_size=total)  # [P]
+    row_start = torch.cumsum(row_len, 0) - row_len
+    # ix offset * x stride = (pair - row_start) * sx; fold row_base - row_start * sx into one per-row offset.
+    sx_r = st_r[:, 2]
+    ix_step = sx_r.index_select(0, pair_row)
+    offset_r = row_base - row_start * sx_r
+    flat = offset_r.index_select(0, pair_row) + torch.arange(total, device=dev) * ix_step
+    return flat, g_idx.index_select(0, row_block.index_select(0, pair_row))
 
 
 def candidate_iou(
@@ -96,7 +102,9 @@ def candidate_iou(
     MATCH_HEIGHT) and exact geometry otherwise.
     """
     if iou is IouKind.NEAREST_BEV:
-        return ops.xyxy_iou_aligned(anchors.xyxy[convention][anchor], gt_rect[gt]).to(torch.float32)
+        return ops.xyxy_iou_aligned(anchors.xyxy[convention].index_select(0, anchor),
+                                    gt_rect.index_select(0, gt)).to(torch.float32)
     margin = framework is Framework.PCDET
     fn = ops.box_iou_3d_aligned if iou is IouKind.IOU_3D else ops.box_iou_bev_aligned
-    return fn(anchors.boxes[anchor], gt_boxes[gt, :7], margin_compat=margin).to(torch.float32)
+    return fn(anchors.boxes.index_select(0, anchor), gt_boxes[:, :7].index_select(0, gt),
+              margin_compat=margin).to(torch.float32)

@@ -31,6 +31,8 @@ class AnchorSet:
     sizes: tuple[tuple[float, float, float], ...]  # (dx, dy, dz) metres
     rotations: tuple[float, ...]  # radians; the shipped configs use 1.57, not pi/2
     bottom_heights: tuple[float, ...]  # metres; anchor centre z = bottom + dz / 2
+    """pcdet: anchor bottoms, one z level each. mmdet3d generators: not used (the bottom is the ``anchor_range`` z,
+    D = 1), may be empty."""
     matched_threshold: float
     unmatched_threshold: float
     feature_map_stride: int = 1
@@ -80,6 +82,8 @@ class AssignerParams:
 
     framework: Framework = Framework.PCDET
     iou: IouKind = IouKind.NEAREST_BEV
+    """AxisAligned / MaxIoU: the IoU of the candidate pairs. ATSS has no nearest-BEV variant: ``IOU_3D`` (pcdet
+    ``MATCH_HEIGHT``) selects the 3D IoU, anything else the rotated BEV IoU."""
     nearest_convention: str = "pcdet"  # "pcdet": swap dims at |r| >= pi/4; "mmdet3d": at |r| > pi/4
     min_pos_iou: float = 0.0  # mmdet only (pcdet has none: any IoU > 0 forces a positive)
     gt_max_assign_all: bool = True  # mmdet only: every tied prior is forced (pcdet always does this)

@@ -13,8 +13,11 @@ class FrameAssignment:
 
     K = number of GT passed in, S = anchor sets, B = range bands, P = positive anchors.
 
-    Positives are credited to one GT by the framework's identity rule: OpenPCDet credits every positive (forced or
-    not) to the anchor's own best GT ``a_arg``; mmdet credits a forced anchor to the (last) GT that forced it.
+    Positives are credited to one GT by the framework's identity rule: OpenPCDet AxisAligned credits every positive
+    (forced or not) to the anchor's own best GT ``a_arg``; mmdet credits a forced anchor to the (last) GT that forced
+    it; ATSS to the GT it ends assigned to (a forced anchor: the last GT whose argmax it is). Where one GT is seen by
+    several assigners (mmdet per-size assigners with ``assign_per_class`` False, ATSS per anchor set) its counts are
+    summed over them.
     Negatives and ignores are tallied by the anchor set and the band of the anchor centre; positives are left to the
     caller to attribute by the credited GT (``pos_gt_index``), as assignment-semantics §14 suggests.
     """
@@ -33,8 +36,10 @@ class FrameAssignment:
     pos_iou: np.ndarray
     """float32 ``[P]``: that anchor's IoU with that GT."""
     num_pos_per_set: np.ndarray
-    """int64 ``[S]``: positives per anchor set (class-agnostic mmdet: per set of the credited GT's class; positives
-    of a GT whose class has no anchor set are only in ``gt_num_pos``)."""
+    """int64 ``[S]``: positive anchors per anchor set, whatever the credited GT's class (so a pedestrian-size anchor
+    positive for a car counts for the pedestrian set with ``assign_per_class`` False or ATSS). Class-agnostic mmdet
+    alone counts per set of the credited GT's class (one assigner, no per-set split); positives of a GT whose class
+    has no anchor set are then only in ``gt_num_pos``."""
     num_neg_per_set_band: np.ndarray
     """int64 ``[S, B]``: negative anchors per anchor set and band of the anchor centre."""
     num_ignore_per_set_band: np.ndarray
