@@ -38,6 +38,18 @@ SUMMARY_EXTRA_COLUMNS: Final = (
     "num_neg_reduced", "num_gt_collision", "num_gt_truncated", "num_gt_clamped", "num_gt_out_of_map",
     "num_gt_useless", "radius_p50",
 )
+# Extra `count` reports (only for the family that has them) and `count --compare-config`.
+LAYERS_FILE: Final = "layers.parquet"  # query heads: per class and decoder layer (Hungarian replay of a dump)
+LAYERS_COLUMNS: Final = ("class", "layer", "num_gt", "num_matched", "num_useless", "frac_useless", "mean_matched_iou")
+RADIUS_FILE: Final = "radius.parquet"  # heatmap heads: Gaussian radius histogram of drawn GT, per class and band
+RADIUS_COLUMNS: Final = ("class", "band", "radius_cells", "num_gt")
+COMPARE_FILE: Final = "compare.parquet"
+COMPARE_METRICS: Final = (
+    "num_gt", "num_pos", "pos_per_gt", "num_gt_zero_pos", "frac_gt_zero_pos", "num_neg", "num_ignore",
+)
+COMPARE_COLUMNS: Final = ("class", "band", "in_a", "in_b") + tuple(
+    f"{m}_{side}" for m in COMPARE_METRICS for side in ("a", "b", "diff")
+)
 
 # ---- yaw ---------------------------------------------------------------------------------------------------------
 YAW_SUMMARY_COLUMNS: Final = (

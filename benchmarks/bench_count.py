@@ -8,7 +8,11 @@ the three Parquet reports.
 Printed in one run: frames/s end to end for two dataset sizes, and the pipeline's peak memory above the memory held
 after the devkit loaded its tables (each size in a fresh subprocess), so flat memory shows as equal numbers.
 
-Usage: ``python benchmarks/bench_count.py [--copies 10 40] [--threads 1]``. Timings on shared CPUs are noisy.
+``--family center`` runs the same on the CenterPoint voxel0075 heatmap layout (180 x 180, 6 heads, 10 classes;
+spec §11.2) instead of the anchor preset, ``--family query`` a 900-query head without a dump (K per frame).
+
+Usage: ``python benchmarks/bench_count.py [--copies 10 40] [--threads 1] [--family anchor|center|query]``. Timings
+on shared CPUs are noisy.
 """
 
 from __future__ import annotations
@@ -83,6 +87,19 @@ def rss_mb():
 t0 = time.perf_counter()
 source = open_source(dataroot=sys.argv[1], version=sys.argv[2], split=sys.argv[3])
 cfg = load_config()
+family = sys.argv[6]
+if family == "center":
+    import dataclasses
+    from assignaudit.assign.heatmap import HeatmapParams
+    heads = (("car",), ("truck", "construction_vehicle"), ("bus", "trailer"), ("barrier",), ("motorcycle", "bicycle"),
+             ("pedestrian", "traffic_cone"))
+    pcr = (-54.0, -54.0, -5.0, 54.0, 54.0, 3.0)
+    hp = HeatmapParams(pcr, (0.075, 0.075, 0.2), 8, heads, cfg.class_names)
+    cfg = dataclasses.replace(cfg, head="center", heatmap=hp, anchors=None, assigner=None, point_cloud_range=pcr)
+elif family == "query":
+    import dataclasses
+    from assignaudit.assign.params import QueryParams
+    cfg = dataclasses.replace(cfg, head="query", query=QueryParams(), anchors=None, assigner=None)
 t_load = time.perf_counter() - t0
 rss_after_load = rss_mb()
 t1 = time.perf_counter()
@@ -94,9 +111,10 @@ print(json.dumps({"frames": res.num_frames_assigned + res.num_frames_skipped_emp
 """
 
 
-def run_child(dataroot: Path, version: str, split: str, threads: int, out: Path) -> dict:
+def run_child(dataroot: Path, version: str, split: str, threads: int, out: Path, family: str = "anchor") -> dict:
     env = dict(os.environ, MALLOC_ARENA_MAX="2")
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(dataroot), version, split, str(threads), str(out)],
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(dataroot), version, split, str(threads), str(out),
+                           family],
                           capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
@@ -107,15 +125,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, nargs="+", default=[10, 40], help="fixture copies (24 frames each)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--family", default="anchor", choices=["anchor", "center", "query"],
+                    help="target family: the default anchor preset, CenterPoint voxel0075 heatmaps, or 900 queries")
     args = ap.parse_args()
-    print(f"end-to-end count, default preset (327,680 anchors), gt_sampling on, torch threads {args.threads}")
+    layout = {"anchor": "default preset (327,680 anchors)", "center": "CenterPoint voxel0075 heatmaps (10 x 180 x 180)",
+              "query": "900 queries, no dump"}[args.family]
+    print(f"end-to-end count, {layout}, gt_sampling on, torch threads {args.threads}")
     print(f"{'frames':>7} {'load s':>7} {'count s':>8} {'frames/s':>9} {'RSS after load MB':>18} "
           f"{'peak MB':>8} {'pipeline MB':>12}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for copies in args.copies:
             root, version, split = replicate_fixture(copies, Path(tmp) / f"nusc{copies}")
-            r = run_child(root, version, split, args.threads, Path(tmp) / f"out{copies}")
+            r = run_child(root, version, split, args.threads, Path(tmp) / f"out{copies}", args.family)
             rows.append(r)
             print(f"{r['frames']:>7} {r['t_load']:>7.2f} {r['t_run']:>8.2f} {r['frames'] / r['t_run']:>9.1f} "
                   f"{r['rss_after_load_mb']:>18.0f} {r['peak_mb']:>8.0f} {r['peak_mb'] - r['rss_after_load_mb']:>12.0f}")

@@ -1,11 +1,13 @@
-"""`assignaudit count`: positives, negatives and ignores per class and range band, after augmentation replay."""
+"""`assignaudit count`: positives, negatives and ignores per class and range band, after augmentation replay, for
+anchor, CenterHead (heatmap) and query heads; `--compare-config B` puts two configs side by side."""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -22,9 +24,12 @@ ConfigOpt = Annotated[
                  help="Preset name or config file (our YAML or an OpenPCDet model YAML). "
                       "Default: pcdet-nuscenes-pointpillars-multihead."),
 ]
+_META_KEYS = ("config_name", "config_sha256", "head", "framework", "dataset", "seed", "replays", "augment", "device",
+              "num_frames_assigned", "num_frames_skipped_empty", "query_dump", "positives")
 
 
-@app.command("count", context_settings=EXTRA_ARGS, help=f"Count anchor targets per class and range band. {SET_HELP}")
+@app.command("count", context_settings=EXTRA_ARGS,
+             help=f"Count training targets (anchors, heatmap cells or queries) per class and range band. {SET_HELP}")
 @cli_errors
 def count_cmd(
     ctx: typer.Context,
@@ -41,57 +46,147 @@ def count_cmd(
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (auto = CUDA when available).")] = "auto",
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Stop after this many frames.")] = None,
     only_summary: Annotated[bool, typer.Option("--only-summary", help="Write only summary.parquet (for baselines).")] = False,
+    queries: Annotated[Optional[Path], typer.Option(
+        "--queries", help="Query-head dump (.npz / .parquet, docs/query-dumps.md) to replay the Hungarian match; "
+                          "frames are then counted without augmentation.")] = None,
+    compare_config: Annotated[Optional[str], typer.Option(
+        "--compare-config", help="A second config (preset or file) counted over the same frames; writes "
+                                 "compare.parquet.")] = None,
+    compare_pipeline: Annotated[str, typer.Option(
+        "--compare-pipeline", help="a: both configs see the frames replayed once through --config's augmentation "
+                                   "(default); own: each replays its own augmentation with the same seed.")] = "a",
+    cfg_options: Annotated[Optional[list[str]], typer.Option(
+        "--cfg-options", help="Override a key of an mmdet3d config: KEY=VALUE (repeatable; mmengine DictAction "
+                              "value syntax).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     from assignaudit.bands import Bands
-    from assignaudit.config import load_config
-    from assignaudit.count import CountOptions, run_count
-    from assignaudit.sources.open import open_source
+    from assignaudit.count import CountOptions
 
     overrides = parse_set_overrides(list(ctx.args))
-    cfg = load_config(config, overrides)
+    cfg = _load_config(config, overrides, cfg_options or [])
+    from assignaudit.sources.open import open_source
+
     source = open_source(dataroot=dataroot, version=version, split=split, boxes=boxes)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
                            device=device, max_frames=max_frames)
-    show_progress = not quiet and not as_json and sys.stderr.isatty()
-    if show_progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    if compare_config is not None:
+        from assignaudit.compare_configs import run_compare
+        from assignaudit.errors import ConfigError
 
-        with Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True) as progress:
-            task = progress.add_task("count", total=None)
-            result = run_count(cfg, source, options, out, only_summary=only_summary,
-                               on_progress=lambda done, total: progress.update(task, completed=done, total=total))
-    else:
-        result = run_count(cfg, source, options, out, only_summary=only_summary)
+        if queries is not None:
+            raise ConfigError("--queries cannot be combined with --compare-config (query heads are compared "
+                              "without a dump)")
+        from assignaudit.config import load_config
 
+        cfg_b = load_config(compare_config)
+        result = _with_progress(quiet or as_json, lambda cb: run_compare(
+            cfg, cfg_b, source, options, out, pipeline=compare_pipeline, on_progress=cb))
+        if as_json:
+            payload = {"meta": {k: result.metadata.get(k) for k in ("config_a", "config_b", "pipeline", "dataset",
+                                                                      "seed", "replays", "augment", "device",
+                                                                      "num_frames_assigned")},
+                       "compare": json.loads(result.table.to_json(orient="records")),
+                       "written": [str(p) for p in result.written]}
+            typer.echo(json.dumps(payload, indent=2))
+            return
+        _render_compare(result)
+        return
+
+    from assignaudit.count import run_count
+
+    result = _with_progress(quiet or as_json, lambda cb: run_count(
+        cfg, source, options, out, only_summary=only_summary, query_dump=queries, on_progress=cb))
     if as_json:
-        records = json.loads(result.summary.to_json(orient="records"))
-        payload = {"meta": {k: result.metadata[k] for k in ("config_name", "config_sha256", "dataset", "seed",
-                                                              "replays", "augment", "device", "num_frames_assigned",
-                                                              "num_frames_skipped_empty")},
-                   "summary": records, "written": [str(p) for p in result.written]}
+        payload = {"meta": {k: result.metadata.get(k) for k in _META_KEYS},
+                   "counting": result.metadata.get("counting"),
+                   "summary": json.loads(result.summary.to_json(orient="records")),
+                   "written": [str(p) for p in result.written]}
+        if "layers.parquet" in result.extra:
+            payload["layers"] = json.loads(result.extra["layers.parquet"].to_json(orient="records"))
         typer.echo(json.dumps(payload, indent=2))
         return
     _render(result, cfg.class_names)
 
 
+def _load_config(config: str | None, overrides: list[tuple[str, str]], cfg_options: list[str]):
+    """``load_config`` with ``--set`` pairs and, for mmdet3d configs, ``--cfg-options`` as mmengine's DictAction
+    would parse them (``{key: value}``, values through ``DictAction._parse_iterable``)."""
+    import inspect
+
+    from assignaudit.config import load_config
+    from assignaudit.errors import ConfigError
+
+    if not cfg_options:
+        return load_config(config, overrides)
+    parsed: dict[str, Any] = {}
+    for item in cfg_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--cfg-options expects KEY=VALUE, got {item!r}")
+        parsed[key] = _parse_cfg_value(value)
+    if "cfg_options" not in inspect.signature(load_config).parameters:
+        raise ConfigError("--cfg-options needs the mmdet3d config importer, which this installation does not have "
+                          "yet (use --set for presets, our YAML and OpenPCDet YAML)")
+    return load_config(config, overrides, cfg_options=parsed)
+
+
+def _parse_cfg_value(value: str) -> Any:
+    try:
+        from mmengine.config import DictAction
+    except ImportError:  # mmengine is optional: keep the raw string, the importer validates it
+        return value
+    return DictAction._parse_iterable(value)
+
+
+def _with_progress(silent: bool, run):
+    """``run(on_progress)`` with a rich progress bar on an interactive stderr."""
+    if silent or not sys.stderr.isatty():
+        return run(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("count", total=None)
+        return run(lambda done, total: progress.update(task, completed=done, total=total))
+
+
+def _console() -> Console:
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+# Extra per-family columns of the terminal table: (title, summary column, format).
+_FAMILY_COLUMNS = {
+    "anchor": (("neg", "num_neg", "{:,.0f}"), ("ignore", "num_ignore", "{:,.0f}")),
+    "center": (("neg cells", "num_neg", "{:,.0f}"), ("0<hm<1", "num_neg_reduced", "{:,.0f}"),
+               ("collision", "num_gt_collision", "{:.0f}"), ("truncated", "num_gt_truncated", "{:.0f}"),
+               ("clamped", "num_gt_clamped", "{:.0f}"), ("out of map", "num_gt_out_of_map", "{:.0f}"),
+               ("radius p50", "radius_p50", "{:.0f}")),
+    "query": (("unmatched q", "num_neg", "{:,.0f}"), ("useless", "num_gt_useless", "{:.0f}"),
+              ("IoU p50", "iou_pos_p50", "{:.2f}")),
+}
+_UNIT = {"anchor": "anchors", "center": "heatmap cells", "query": "queries"}
+
+
 def _render(result, class_names) -> None:
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = _console()
     summary = result.summary
     bands = [b for b in summary["band"].unique() if b != "all"] + ["all"]
     meta = result.metadata
+    head = meta.get("head", "anchor")
     table = Table(
-        title=f"positives / GT (GT with 0 positives) -- {meta['config_name']}, {_dataset_label(meta['dataset'])}, "
+        title=f"positive {_UNIT.get(head, 'targets')} / GT (GT with 0 positives) -- {meta['config_name']} "
+              f"[{head}, {meta.get('framework')}], {_dataset_label(meta['dataset'])}, "
               f"{meta['num_frames_assigned']} frame(s) x {meta['replays']} replay(s), seed {meta['seed']}",
         title_justify="left",
     )
     table.add_column("class")
     for b in bands:
         table.add_column(b, justify="right")
-    table.add_column("neg", justify="right")
-    table.add_column("ignore", justify="right")
+    extra = _FAMILY_COLUMNS.get(head, _FAMILY_COLUMNS["anchor"])
+    for title, _, _ in extra:
+        table.add_column(title, justify="right")
     by = summary.set_index(["class", "band"])
     for c in class_names:
         cells = []
@@ -106,7 +201,7 @@ def _render(result, class_names) -> None:
         name = f"[bold red]{c}[/]" if allrow.num_gt_zero_pos else c
         if allrow.num_gt == 0:
             name = f"[yellow]{c} (no GT)[/]"
-        table.add_row(name, *cells, f"{int(allrow.num_neg):,}", f"{int(allrow.num_ignore):,}")
+        table.add_row(name, *cells, *(_fmt(fmt, allrow[col]) for _, col, fmt in extra))
     console.print(table)
     all_rows = summary[summary.band == "all"]
     no_gt = all_rows.loc[all_rows.num_gt == 0, "class"].tolist()
@@ -114,14 +209,70 @@ def _render(result, class_names) -> None:
         console.print(f"[yellow]class(es) with no GT in this data: {', '.join(no_gt)}[/]")
     zero_total = int(summary.loc[summary.band == "all", "num_gt_zero_pos"].sum())
     if zero_total:
-        console.print(f"[bold red]{zero_total} GT object(s) get no positive anchor[/] "
+        console.print(f"[bold red]{zero_total} GT object(s) get no positive[/] "
                       "(see objects.parquet, column zero_pos_reason)")
+    if head == "query" and meta.get("query_dump") is None:
+        console.print("[yellow]no query dump: positives are K per frame (every GT matched once), negatives "
+                      "Q - K in band 'all'; pass --queries DUMP to replay the match[/]")
+    if meta.get("augment_note"):
+        console.print(f"[yellow]{meta['augment_note']}[/]")
+    for w in meta.get("heatmap_warnings") or ():
+        console.print(f"[yellow]warning: {w}[/]")
     if meta.get("num_frames_skipped_empty"):
         console.print(f"[yellow]{meta['num_frames_skipped_empty']} frame(s) had no GT after filtering and were "
                       "skipped (training resamples them)[/]")
     for p in result.written:
         console.print(f"wrote {p}")
 
+
+def _fmt(fmt: str, value) -> str:
+    v = float(value)
+    return "-" if math.isnan(v) else fmt.format(v)
+
+
+def _render_compare(result) -> None:
+    console = _console()
+    meta = result.metadata
+    a, b = meta["config_a"], meta["config_b"]
+    t = result.table[result.table.band == "all"]
+    table = Table(
+        title=f"A = {a['name']} [{a['head']}, {a['framework']}]  vs  B = {b['name']} [{b['head']}, "
+              f"{b['framework']}] -- {_dataset_label(meta['dataset'])}, seed {meta['seed']}, pipeline "
+              f"{meta['pipeline']} (B - A)",
+        title_justify="left",
+    )
+    table.add_column("class")
+    cols = (("GT", "num_gt", "{:,.0f}"), ("positives", "num_pos", "{:,.0f}"), ("pos/GT", "pos_per_gt", "{:.2f}"),
+            ("GT with 0 pos", "num_gt_zero_pos", "{:,.0f}"), ("negatives", "num_neg", "{:,.0f}"),
+            ("ignored", "num_ignore", "{:,.0f}"))
+    for title, _, _ in cols:
+        table.add_column(f"{title}\nA -> B (B-A)", justify="right")
+    for _, row in t.iterrows():
+        cells = []
+        for _, m, fmt in cols:
+            va, vb, vd = _fmt(fmt, row[f"{m}_a"]), _fmt(fmt, row[f"{m}_b"]), row[f"{m}_diff"]
+            if m == "num_gt_zero_pos":
+                va, vb = va + _pct(row["frac_gt_zero_pos_a"]), vb + _pct(row["frac_gt_zero_pos_b"])
+            d = float(vd)
+            if math.isnan(d):
+                cells.append(f"{va} -> {vb}")
+            elif d == 0:
+                cells.append(f"{va} -> {vb} [dim](0)[/]")
+            else:
+                style = "bold red" if (m in ("num_pos", "pos_per_gt") and d < 0) or \
+                    (m == "num_gt_zero_pos" and d > 0) else "bold"
+                cells.append(f"{va} -> {vb} [{style}]({_fmt('{:+,.2f}' if m == 'pos_per_gt' else '{:+,.0f}', d)})[/]")
+        table.add_row(str(row["class"]), *cells)
+    console.print(table)
+    console.print(f"pipeline: {meta['pipeline_note']}")
+    console.print(f"A sha256 {a['sha256'][:12]}, B sha256 {b['sha256'][:12]}")
+    for p in result.written:
+        console.print(f"wrote {p}")
+
+
+def _pct(frac) -> str:
+    f = float(frac)
+    return "" if math.isnan(f) else f" ({100 * f:.0f}%)"
 
 
 def _dataset_label(dataset: dict) -> str:

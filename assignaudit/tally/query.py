@@ -1,0 +1,200 @@
+"""Query heads (DETR3D / PETR in mmdet3d, TransFusion in OpenPCDet): Hungarian matching tallies (assignment-semantics
+§8, §14; dump layout in docs/query-dumps.md).
+
+Every decoder layer is matched on its own; the summary reports the LAST layer (the one the detector predicts with),
+``layers.parquet`` every layer:
+
+* positive = a query matched to a GT (one per GT while K <= Q), in the GT's class and band;
+* negative = every unmatched query (label = background, weight 1 in every class channel of the sigmoid focal loss),
+  so each class gets the same count, banded by the query's decoded BEV centre (as class-agnostic anchors);
+* no ignore, nothing forced; ``num_gt_useless``: GT whose last-layer query has 3D IoU < ``USELESS_IOU`` (0.1) with
+  it (unmatched GT count as useless, as in `FrameReplay.useless`); ``iou_pos_p10/p50``: matched IoUs.
+
+With a dump the GT must be the ones the model saw, so the pipeline runs without augmentation. Without a dump the
+match itself is unknowable, but its size is not: ``min(K, Q)`` positives per frame (credited to the first ``Q`` GT
+in frame order when K > Q, which real frames never reach) and ``Q - min(K, Q)`` negatives, in band ``all`` only (no
+query positions to band them by).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from assignaudit import schema
+from assignaudit.assign.hungarian import USELESS_IOU, QueryDump, QueryFrame, replay_frame
+from assignaudit.bands import Bands
+from assignaudit.config.model import DetectorConfig
+from assignaudit.errors import ConfigError, DataError
+from assignaudit.sources.base import Frame
+from assignaudit.tally.base import FrameTally, GTBands, Tallies, add_iou_hist, add_per_band, band_of_points
+
+LAYERS_SCHEMA = pa.schema([
+    ("class", pa.string()), ("layer", pa.int64()), ("num_gt", pa.int64()), ("num_matched", pa.int64()),
+    ("num_useless", pa.int64()), ("frac_useless", pa.float64()), ("mean_matched_iou", pa.float64()),
+])
+if tuple(LAYERS_SCHEMA.names) != schema.LAYERS_COLUMNS:
+    raise ImportError("tally.query.LAYERS_SCHEMA is out of step with schema.LAYERS_COLUMNS")
+
+POSITIVES_NO_DUMP = "K per frame (no dump)"
+
+
+class QueryTally:
+    head = "query"
+
+    def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device,
+                 dump: QueryDump | None = None) -> None:
+        if config.query is None:
+            raise ConfigError(f"config {config.name!r}: head 'query' needs 'query' (Hungarian matcher settings)")
+        self.config, self.bands, self.dump = config, bands, dump
+        self.class_names = tuple(config.class_names)
+        num_c = len(self.class_names)
+        self.tallies = Tallies(num_c, len(bands) + 1)
+        if dump is not None:
+            n_logits = dump.logits.shape[-1]
+            if n_logits != num_c:
+                raise DataError(f"query dump {dump.path}: {n_logits} logit columns but config {config.name!r} has "
+                                f"{num_c} classes {list(self.class_names)} (column c must be class c)")
+            self.token_index = {tok: i for i, tok in enumerate(dump.sample_tokens)}
+            self.num_layers, self.num_queries = int(dump.boxes.shape[1]), int(dump.boxes.shape[2])
+            if self.num_queries != config.query.num_queries:
+                config_q = config.query.num_queries
+                self.query_count_note = f"dump has {self.num_queries} queries, config says {config_q}: dump used"
+            else:
+                self.query_count_note = None
+        else:
+            self.token_index = {}
+            self.num_layers, self.num_queries = int(config.query.num_layers), int(config.query.num_queries)
+            self.query_count_note = None
+        shape = (num_c, self.num_layers)
+        self.layer_gt = np.zeros(shape, np.int64)
+        self.layer_matched = np.zeros(shape, np.int64)
+        self.layer_useless = np.zeros(shape, np.int64)
+        self.layer_iou_sum = np.zeros(shape, np.float64)
+
+    def missing_tokens(self, tokens: list[str]) -> list[str]:
+        """Tokens (of the frames to count) the dump has no entry for."""
+        return [t for t in tokens if t not in self.token_index] if self.dump is not None else []
+
+    def add_frame(self, boxes: np.ndarray, class_name: np.ndarray, gtb: GTBands, sample_token: str) -> FrameTally:
+        if self.dump is None:
+            return self._add_no_dump(gtb)
+        i = self.token_index.get(sample_token)
+        if i is None:
+            raise DataError(f"query dump {self.dump.path}: no entry for sample_token {sample_token!r}")
+        t = self.tallies
+        num_c, k = t.num_classes, boxes.shape[0]
+        dump = self.dump
+        qf = QueryFrame(sample_token, dump.boxes[i], dump.logits[i], dump.yaw_encoding)
+        none = np.full(k, None, dtype=object)
+        gt = Frame(sample_token, boxes, class_name, class_name, none, none, np.full(k, -1, np.int64),
+                   np.full(k, -1, np.int64))
+        rep = replay_frame(qf, gt, self.class_names, self.config.query.cost,
+                           point_cloud_range=self.config.point_cloud_range)
+        # Every GT reaching here has a config class, so the replay keeps them all, in order.
+        last_q, last_iou, useless = rep.matched_query[-1], rep.matched_iou[-1], rep.useless
+        matched = last_q >= 0
+        gtb.add(t.num_gt)
+        gtb.add(t.num_pos, matched.astype(np.float64))
+        gtb.add(t.num_gt_zero_pos, select=~matched)
+        gtb.add(t.num_gt_useless, select=useless[-1])
+        add_iou_hist(t, gtb, np.flatnonzero(matched), last_iou[matched])
+
+        # Negatives: unmatched queries of the last layer, banded by their BEV centre, the same for every class.
+        is_neg = np.ones(self.num_queries, dtype=bool)
+        is_neg[last_q[matched]] = False
+        centre = dump.boxes[i, -1]
+        q_band = band_of_points(centre[:, 0].astype(np.float64), centre[:, 1].astype(np.float64), self.bands)
+        neg_b = np.bincount(q_band[is_neg], minlength=len(self.bands)).astype(np.int64)
+        neg_cb = np.broadcast_to(neg_b, (num_c, len(self.bands)))
+        add_per_band(t.num_neg, neg_cb)
+
+        # Per layer and class.
+        n_l = self.num_layers
+        flat = (gtb.gt_class[None, :] * n_l + np.arange(n_l)[:, None]).ravel()
+        size = num_c * n_l
+        all_m = (rep.matched_query >= 0).ravel()
+        self.layer_gt += np.bincount(flat, minlength=size).reshape(num_c, n_l)
+        self.layer_matched += np.bincount(flat, all_m, minlength=size).astype(np.int64).reshape(num_c, n_l)
+        self.layer_useless += np.bincount(flat, useless.ravel(), minlength=size).astype(np.int64).reshape(num_c, n_l)
+        self.layer_iou_sum += np.bincount(flat, np.where(all_m, rep.matched_iou.ravel(), 0.0),
+                                          minlength=size).reshape(num_c, n_l)
+
+        reason = np.where(matched, None, schema.REASON_UNMATCHED).astype(object)
+        return FrameTally(
+            gt_num_pos=matched.astype(np.int64), gt_num_forced=np.zeros(k, np.int64),
+            gt_max_iou=np.where(matched, last_iou, np.nan).astype(np.float32), gt_zero_pos_reason=reason,
+            class_num_pos=np.bincount(gtb.gt_class, matched, minlength=num_c).astype(np.int64),
+            class_num_neg=np.full(num_c, int(neg_b.sum()), np.int64), class_num_ignore=np.zeros(num_c, np.int64),
+        )
+
+    def _add_no_dump(self, gtb: GTBands) -> FrameTally:
+        t = self.tallies
+        num_c, k, q = t.num_classes, gtb.gt_class.shape[0], self.num_queries
+        matched = np.arange(k) < q  # min(K, Q) positives; which GT lose when K > Q depends on the predictions
+        gtb.add(t.num_gt)
+        gtb.add(t.num_pos, matched.astype(np.float64))
+        gtb.add(t.num_gt_zero_pos, select=~matched)
+        n_neg = q - int(matched.sum())
+        t.num_neg[:, -1] += n_neg  # band `all` only: no query positions without a dump
+        reason = np.where(matched, None, schema.REASON_UNMATCHED).astype(object)
+        return FrameTally(
+            gt_num_pos=matched.astype(np.int64), gt_num_forced=np.zeros(k, np.int64),
+            gt_max_iou=np.full(k, np.nan, np.float32), gt_zero_pos_reason=reason,
+            class_num_pos=np.bincount(gtb.gt_class, matched, minlength=num_c).astype(np.int64),
+            class_num_neg=np.full(num_c, n_neg, np.int64), class_num_ignore=np.zeros(num_c, np.int64),
+        )
+
+    def layers_frame(self) -> pd.DataFrame:
+        """One row per (class, decoder layer): ``schema.LAYERS_COLUMNS`` (the same numbers as
+        `summarize_replays` over the counted frames; classes without GT have NaN fractions)."""
+        num_c, n_l = self.layer_gt.shape
+        gt = self.layer_gt.reshape(-1)
+        matched = self.layer_matched.reshape(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(gt > 0, self.layer_useless.reshape(-1) / np.maximum(gt, 1), np.nan)
+            mean_iou = np.where(matched > 0, self.layer_iou_sum.reshape(-1) / np.maximum(matched, 1), np.nan)
+        return pd.DataFrame({
+            "class": np.repeat(np.array(self.class_names, dtype=object), n_l),
+            "layer": np.tile(np.arange(n_l, dtype=np.int64), num_c), "num_gt": gt, "num_matched": matched,
+            "num_useless": self.layer_useless.reshape(-1), "frac_useless": frac, "mean_matched_iou": mean_iou,
+        }, columns=list(schema.LAYERS_COLUMNS))
+
+    def metadata(self) -> dict[str, Any]:
+        has_dump = self.dump is not None
+        meta: dict[str, Any] = {
+            "counting": {
+                "family": "query",
+                "positive": ("queries matched to a GT by the Hungarian assigner in the LAST decoder layer"
+                             if has_dump else "min(K, Q) per frame: every GT is matched while K <= Q (no dump, so "
+                                              "which query is unknown)"),
+                "negative": "unmatched queries (background in every class channel): the same count for every class"
+                            + ("" if has_dump else "; band 'all' only"),
+                "ignore": "none (Hungarian assigners have no ignore state)",
+                "forced": "none",
+                "useless": f"GT whose last-layer match has 3D IoU < {USELESS_IOU} (unmatched GT included)",
+                "band_attribution": "GT and positives: band of the GT (augmented BEV distance from the LiDAR "
+                                    "origin); negatives: band of the query's decoded BEV centre"
+                                    + ("" if has_dump else " (no dump: band 'all' only)"),
+            },
+            "query_dump": self.dump.path if has_dump else None,
+            "positives": "matched queries, last decoder layer (dump)" if has_dump else POSITIVES_NO_DUMP,
+            "num_queries": self.num_queries,
+            "num_layers": self.num_layers,
+            "cost": self.config.query.cost,
+        }
+        if self.query_count_note:
+            meta["query_count_note"] = self.query_count_note
+        return meta
+
+    def extra_reports(self) -> dict[str, tuple[pd.DataFrame, pa.Schema]]:
+        if self.dump is None:
+            return {}
+        return {schema.LAYERS_FILE: (self.layers_frame(), LAYERS_SCHEMA)}
+
+    def nan_columns(self) -> tuple[str, ...]:
+        return ("radius_p50",) + (() if self.dump is not None else ("iou_pos_p10", "iou_pos_p50"))
