@@ -341,7 +341,9 @@ def test_mmdet_assigner_fields(tmp_path):
     ("NAME: AxisAlignedTargetAssigner", "NAME: ATSSTargetAssigner",
      r"TARGET_ASSIGNER_CONFIG\.NAME: 'ATSSTargetAssigner' is not supported.*ATSS"),
     ("POS_FRACTION: -1.0", "POS_FRACTION: 0.25", r"TARGET_ASSIGNER_CONFIG\.POS_FRACTION: 0.25 selects the random"),
-    ("NAME: AnchorHeadMulti", "NAME: CenterHead", r"MODEL\.DENSE_HEAD\.NAME: 'CenterHead' is not supported yet"),
+    ("NAME: AnchorHeadMulti", "NAME: PointHeadSimple",
+     r"MODEL\.DENSE_HEAD\.NAME: 'PointHeadSimple' is not supported .*TARGET_ASSIGNER_CONFIG\.NAME is "
+     r"'AxisAlignedTargetAssigner'"),
     ("'matched_threshold': 0.55,", "'matched_threshold': 'high',",
      r"ANCHOR_GENERATOR_CONFIG\[1\]\.matched_threshold: expected a number, got 'high'"),
     ("'class_name': bus,", "'class_name': coach,",

@@ -53,13 +53,16 @@ def test_show_yaml_round_trip(tmp_path):
 def test_presets():
     res = runner.invoke(app, ["config", "presets"])
     assert res.exit_code == 0
-    assert res.stdout.split() == ["pcdet-kitti-pointpillars", "pcdet-nuscenes-pointpillars-multihead", "(default)"]
+    assert res.stdout.split() == [
+        "mmdet3d-kitti-pointpillars-3class", "mmdet3d-nuscenes-centerpoint-voxel0075",
+        "mmdet3d-nuscenes-pointpillars-secfpn", "pcdet-kitti-pointpillars", "pcdet-nuscenes-centerpoint-voxel0075",
+        "pcdet-nuscenes-pointpillars-multihead", "(default)"]
     res = runner.invoke(app, ["config", "presets", "--json"])
     assert json.loads(res.stdout)["default"] == "pcdet-nuscenes-pointpillars-multihead"
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["config", "show", "nope"], "unknown preset 'nope'; available presets: pcdet-kitti-pointpillars"),
+    (["config", "show", "nope"], "unknown preset 'nope'; available presets: mmdet3d-kitti-pointpillars-3class"),
     (["config", "show", "--set", "anchors.0.matched_threshold", "high"],
      "anchors[0].matched_threshold: expected a number, got 'high'"),
     (["config", "show", "--set", "anchors.0.matched_threshold"], "--set needs a KEY and a VALUE"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Callable, Optional, TypeVar
 
@@ -93,35 +94,79 @@ OutOpt = Annotated[Path, typer.Option("--out", "--output-dir", help="Report dire
 
 
 SET_HELP = "Override a config key: --set KEY VALUE (repeatable; OpenPCDet dotted keys, e.g. MODEL.DENSE_HEAD...)."
+CFG_OPTIONS_HELP = ("mmdetection3d .py configs: --cfg-options KEY=VALUE [KEY=VALUE ...] (mmengine DictAction syntax, "
+                    "e.g. --cfg-options model.pts_bbox_head.anchor_generator.rotations=[0] "
+                    "model.train_cfg.pts.assigner.pos_iou_thr=0.5).")
+CFG_OPTIONS_FLAGS = ("--cfg-options", "--cfg_options")
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def split_set_overrides(tokens: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Split raw tokens into positionals and ``--set KEY VALUE`` pairs (OpenPCDet's spelling, which typer cannot
-    declare). ``--set KEY=VALUE`` is accepted too (keys never contain '='). Any other option is a usage error."""
+@dataclass(frozen=True)
+class ConfigArgs:
+    """The config-related raw tokens of a command: positionals, ``--set`` pairs and ``--cfg-options`` strings."""
+
+    positionals: list[str]
+    sets: list[tuple[str, str]]
+    cfg_options: list[str]
+
+
+def split_config_args(tokens: list[str]) -> ConfigArgs:
+    """Split raw tokens into positionals, ``--set KEY VALUE`` pairs and ``--cfg-options KEY=VALUE ...`` strings.
+
+    typer cannot declare OpenPCDet's two-value ``--set`` nor mmdet3d's ``--cfg-options`` (argparse ``nargs='+'``), so
+    commands take the raw tokens. ``--set KEY=VALUE`` is accepted too (keys never contain '='). ``--cfg-options``
+    (or ``--cfg_options``) takes every following ``KEY=VALUE`` token, as mmdet3d's tools do; the first token without
+    '=' (or starting with '-') ends it, so a positional may follow. ``--cfg-options=KEY=VALUE`` is one option. Any
+    other option is a usage error.
+    """
     from assignaudit.errors import ConfigError
 
-    positionals: list[str] = []
-    pairs: list[tuple[str, str]] = []
+    out = ConfigArgs([], [], [])
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         if tok == "--set":
             if i + 1 < len(tokens) and "=" in tokens[i + 1]:
                 key, value = tokens[i + 1].split("=", 1)
-                pairs.append((key, value))
+                out.sets.append((key, value))
                 i += 2
                 continue
             if i + 2 >= len(tokens):
                 raise ConfigError("--set needs a KEY and a VALUE, e.g. --set anchors.0.matched_threshold 0.7")
-            pairs.append((tokens[i + 1], tokens[i + 2]))
+            out.sets.append((tokens[i + 1], tokens[i + 2]))
             i += 3
+            continue
+        flag, eq, inline = tok.partition("=")
+        if flag in CFG_OPTIONS_FLAGS:
+            if eq:
+                out.cfg_options.append(inline)
+                i += 1
+                continue
+            j = i + 1
+            while j < len(tokens) and "=" in tokens[j] and not tokens[j].startswith("-"):
+                out.cfg_options.append(tokens[j])
+                j += 1
+            if j == i + 1:
+                raise ConfigError(f"{flag} needs KEY=VALUE arguments, e.g. {flag} model.train_cfg.pts.assigner."
+                                  "pos_iou_thr=0.5")
+            i = j
             continue
         if tok.startswith("-") and len(tok) > 1:
             raise ConfigError(f"unknown option {tok!r} (see --help)")
-        positionals.append(tok)
+        out.positionals.append(tok)
         i += 1
-    return positionals, pairs
+    return out
+
+
+def split_set_overrides(tokens: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Positionals and ``--set KEY VALUE`` pairs (OpenPCDet's spelling, which typer cannot declare), for commands that
+    do not take ``--cfg-options`` (use `split_config_args` for those)."""
+    from assignaudit.errors import ConfigError
+
+    args = split_config_args(tokens)
+    if args.cfg_options:
+        raise ConfigError("--cfg-options is not supported by this command")
+    return args.positionals, args.sets
 
 
 def parse_set_overrides(extra_args: list[str]) -> list[tuple[str, str]]:
@@ -132,6 +177,17 @@ def parse_set_overrides(extra_args: list[str]) -> list[tuple[str, str]]:
     if positionals:
         raise ConfigError(f"unexpected argument {positionals[0]!r} (see --help)")
     return pairs
+
+
+def parse_config_overrides(extra_args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(--set pairs, --cfg-options strings)`` of a command that takes no positional argument; pass them on as
+    ``load_config(config, pairs, cfg_options=options)``."""
+    from assignaudit.errors import ConfigError
+
+    args = split_config_args(extra_args)
+    if args.positionals:
+        raise ConfigError(f"unexpected argument {args.positionals[0]!r} (see --help)")
+    return args.sets, args.cfg_options
 
 
 def main() -> None:

@@ -10,12 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from assignaudit.cli.app import EXTRA_ARGS, JsonOpt, app, cli_errors, split_set_overrides
+from assignaudit.cli.app import CFG_OPTIONS_HELP, EXTRA_ARGS, JsonOpt, app, cli_errors, split_config_args
 from assignaudit.errors import ConfigError
 
 config_app = typer.Typer(
     name="config",
-    help="Show resolved detector configs (presets, our YAML, OpenPCDet YAML) and list the built-in presets.",
+    help="Show resolved detector configs (presets, our YAML, OpenPCDet YAML, mmdetection3d .py) and list the built-in "
+         "presets.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -23,25 +24,25 @@ config_app = typer.Typer(
 app.add_typer(config_app, name="config")
 
 
-def split_config_and_sets(tokens: list[str]) -> tuple[Optional[str], list[tuple[str, str]]]:
-    """``[CONFIG] --set KEY VALUE ...`` in any order -> (CONFIG or None, [(KEY, VALUE), ...]).
+def split_config_and_sets(tokens: list[str]) -> tuple[Optional[str], list[tuple[str, str]], list[str]]:
+    """``[CONFIG] --set KEY VALUE ... --cfg-options K=V ...`` in any order -> (CONFIG or None, set pairs, cfg options).
 
-    typer cannot declare OpenPCDet's two-value ``--set``; click then hands ``--set`` to the optional positional,
-    so the command takes the raw tokens and splits them here.
+    typer cannot declare OpenPCDet's two-value ``--set`` nor mmdet3d's multi-value ``--cfg-options``; click then
+    hands them to the optional positional, so the command takes the raw tokens and splits them here.
     """
-    positionals, pairs = split_set_overrides(tokens)
-    if len(positionals) > 1:
-        raise ConfigError(f"expected at most one CONFIG, got {positionals[0]!r} and {positionals[1]!r}")
-    return (positionals[0] if positionals else None), pairs
+    args = split_config_args(tokens)
+    if len(args.positionals) > 1:
+        raise ConfigError(f"expected at most one CONFIG, got {args.positionals[0]!r} and {args.positionals[1]!r}")
+    return (args.positionals[0] if args.positionals else None), args.sets, args.cfg_options
 
 
 @config_app.command(
     "show",
     context_settings=EXTRA_ARGS,
     help="Print the resolved config. CONFIG: a preset name (default pcdet-nuscenes-pointpillars-multihead), a YAML "
-         "file in our schema, or an OpenPCDet model YAML. Override keys with --set KEY VALUE (repeatable; our dotted "
-         "keys such as anchors.0.matched_threshold, or OpenPCDet keys such as "
-         "MODEL.DENSE_HEAD.ANCHOR_GENERATOR_CONFIG.0.matched_threshold for OpenPCDet files).",
+         "file in our schema, an OpenPCDet model YAML or an mmdetection3d .py config. Override keys with --set KEY "
+         "VALUE (repeatable; our dotted keys such as anchors.0.matched_threshold, or OpenPCDet keys such as "
+         "MODEL.DENSE_HEAD.ANCHOR_GENERATOR_CONFIG.0.matched_threshold for OpenPCDet files). " + CFG_OPTIONS_HELP,
 )
 @cli_errors
 def show(
@@ -50,12 +51,13 @@ def show(
                                                     help="Preset name or config file.")] = None,
     json_out: JsonOpt = False,
     yaml_out: Annotated[bool, typer.Option("--yaml", help="Print the config in assignaudit's YAML schema "
-                                                          "(loadable again; converts OpenPCDet configs).")] = False,
+                                                          "(loadable again; converts OpenPCDet and mmdetection3d "
+                                                          "configs).")] = False,
 ) -> None:
     from assignaudit.config import config_to_dict, load_config
 
-    spec, overrides = split_config_and_sets(([config] if config is not None else []) + list(ctx.args))
-    cfg = load_config(spec, overrides)
+    spec, overrides, cfg_options = split_config_and_sets(([config] if config is not None else []) + list(ctx.args))
+    cfg = load_config(spec, overrides, cfg_options=cfg_options)
     if json_out:
         typer.echo(json.dumps(cfg.to_dict(), indent=2))
         return
@@ -85,52 +87,137 @@ def _fmt(values) -> str:
 
 
 def _render(cfg) -> None:
-    """Rich tables: summary, anchor sets, augmentations, filters and post-processing."""
+    """Rich tables: summary, the head's targets (anchor sets, heatmap heads or queries), augmentations, filters and
+    post-processing."""
     from rich.console import Console
-    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     if console.width < 90:  # the anchor table needs ~85 columns; pipes and CliRunner report 80
         console = Console(width=90)
-    a = cfg.assigner
     grid = cfg.grid_size
     head = Table(title=escape(f"{cfg.name}  ({cfg.source})"), show_header=False, title_justify="left")
     head.add_column(style="bold")
     head.add_column()
+    head.add_row("framework", f"{cfg.framework}, {cfg.head} head")
     head.add_row("classes", ", ".join(cfg.class_names))
     head.add_row("point cloud range (m)", escape(_fmt(cfg.point_cloud_range)))
     head.add_row("voxel size (m)", escape(_fmt(cfg.voxel_size)))
     head.add_row("voxel grid", " x ".join(map(str, grid)))
-    head.add_row("anchor layout", "multi-head (class, size, rot, z, y, x)" if cfg.anchors.multihead
-                 else "single head (z, y, x, class, size, rot)")
+    if cfg.head == "anchor":
+        _summary_anchor(cfg, head)
+    elif cfg.head == "center":
+        _summary_center(cfg, head)
+    else:
+        q = cfg.query
+        matcher = {"detr3d": "DETR3D/PETR Hungarian (focal cls 2.0 + L1 0.25 on 8 dims)",
+                   "transfusion": "TransFusion Hungarian (focal cls 0.15 + BEV-centre L1 0.25 + IoU 0.25)"}[q.cost]
+        head.add_row("matcher", matcher)
+        head.add_row("queries", f"{q.num_queries} per frame, matched independently in each of {q.num_layers} "
+                                f"decoder layer(s); positives per layer = min(#GT, {q.num_queries})")
+    console.print(head)
+    if cfg.head == "anchor":
+        console.print(_anchor_table(cfg))
+    elif cfg.head == "center":
+        console.print(_heatmap_table(cfg))
+    _render_rest(cfg, console)
+
+
+def _summary_anchor(cfg, head) -> None:
+    a, layout = cfg.assigner, cfg.anchors
+    if layout.generator != "pcdet":
+        order = "mmdet3d (z, y, x, set, size, rot) per level"
+    else:
+        order = "multi-head (class, size, rot, z, y, x)" if layout.multihead else "single head (z, y, x, class, size, rot)"
+    gen = {"pcdet": "OpenPCDet AnchorGenerator", "mmdet3d": "mmdet3d Anchor3DRangeGenerator (endpoints)",
+           "mmdet3d_aligned": "mmdet3d AlignedAnchor3DRangeGenerator "
+                              + ("(align_corner)" if layout.align_corner else "(cell centres)")}[layout.generator]
+    head.add_row("anchor layout", f"{order}; {gen}")
+    if layout.levels:
+        head.add_row("FPN levels", ", ".join(f"stride {lv.feature_map_stride} (sizes x{lv.scale:g})"
+                                             for lv in layout.levels) + "; concatenated before assignment")
     assigner = f"{a.framework.value}, iou {a.iou.value}, nearest convention {a.nearest_convention}"
     if a.framework.value == "mmdet":
         assigner += (f", min_pos_iou {a.min_pos_iou:g}, gt_max_assign_all {a.gt_max_assign_all}, "
                      f"class_agnostic {a.class_agnostic}, match_low_quality {a.match_low_quality}")
+        if not a.class_agnostic:
+            assigner += f", assign_per_class {a.assign_per_class}"
+    elif a.framework.value == "atss":
+        assigner += f", topk {a.atss_topk}, upstream quirks {a.atss_upstream_quirks}"
     head.add_row("assigner", assigner)
-    console.print(head)
 
+
+def _summary_center(cfg, head) -> None:
+    h = cfg.heatmap
+    w, hh = h.map_size
+    channels = sum(len(x) for x in h.head_classes)
+    head.add_row("heatmap", f"{h.variant} CenterHead, {w} x {hh} cells (stride {h.feature_map_stride}, "
+                            f"{h.voxel_size[0] * h.feature_map_stride:g} x {h.voxel_size[1] * h.feature_map_stride:g} m)"
+                            f", {channels} channels -> {w * hh * channels:,} cells per frame")
+    head.add_row("radius", f"max(int(gaussian_radius(l, w, overlap {h.gaussian_overlap:g})), min_radius "
+                           f"{h.min_radius}) cells")
+    head.add_row("max objects", f"{h.num_max_objs} per head" + (" (frame order)" if h.variant == "pcdet"
+                                                                 else " (class-grouped per task)"))
+    for warning in h.warnings:
+        head.add_row("[bold red]warning[/]", warning)
+
+
+def _anchor_table(cfg):
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    grid = cfg.grid_size
+    layout = cfg.anchors
     anchors = Table(title="anchor sets (size dx x dy x dz m, rotations rad, bottom z m, IoU thresholds "
                           "matched/unmatched, feature map x by y /stride)", title_justify="left",
                     box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1, 0, 0))
     for col in ("class", "size", "rot", "bottom z", "thr", "map", "anchors"):
         anchors.add_column(col, justify="right" if col == "anchors" else "left", no_wrap=True)
+    levels = layout.levels or None
     total = 0
     for s in cfg.anchors.anchor_sets:
-        nx, ny = grid[0] // s.feature_map_stride, grid[1] // s.feature_map_stride  # spec §2.1: integer floor
-        n = nx * ny * s.num_anchors_per_location
+        strides = [(lv.feature_map_stride, lv.scale) for lv in levels] if levels else [(s.feature_map_stride, 1.0)]
+        maps = [(grid[0] // st, grid[1] // st, st, sc) for st, sc in strides]  # spec §2.1 / §6.4: integer floor
+        n = sum(nx * ny for nx, ny, _, _ in maps) * s.num_anchors_per_location
         total += n
         thr = f"{s.matched_threshold:g}/{s.unmatched_threshold:g}"
         if s.min_pos_iou is not None:
             thr += f" min_pos {s.min_pos_iou:g}"
-        fmap = f"{nx}x{ny}/{s.feature_map_stride}" + (" centred" if s.align_center else "")
-        anchors.add_row(s.class_name, "; ".join("x".join(f"{v:g}" for v in z) for z in s.sizes),
-                        ", ".join(f"{v:g}" for v in s.rotations), ", ".join(f"{v:g}" for v in s.bottom_heights),
-                        thr, fmap, f"{n:,}")
+        fmap = "+".join(f"{nx}x{ny}" for nx, ny, _, _ in maps) if levels else f"{maps[0][0]}x{maps[0][1]}/{maps[0][2]}"
+        if s.align_center:
+            fmap += " centred"
+        anchors.add_row(s.class_name, "; ".join("x".join(f"{v:.4g}" for v in z) for z in s.sizes),
+                        ", ".join(f"{v:g}" for v in s.rotations), ", ".join(f"{v:.4g}" for v in s.bottom_heights),
+                        escape(thr), escape(fmap), f"{n:,}")
     anchors.add_row("total", "", "", "", "", "", f"{total:,}", style="bold")
-    console.print(anchors)
+    return anchors
+
+
+def _heatmap_table(cfg):
+    """One row per heatmap head (pcdet CLASS_NAMES_EACH_HEAD / mmdet3d task)."""
+    from rich import box
+    from rich.table import Table
+
+    h = cfg.heatmap
+    w, hh = h.map_size
+    table = Table(title="heatmap heads (channels, cells per frame)", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True, padding=(0, 1, 0, 0))
+    for col in ("head", "classes", "cells"):
+        table.add_column(col, justify="right" if col == "cells" else "left", no_wrap=col != "classes")
+    total = 0
+    for i, names in enumerate(h.head_classes):
+        n = w * hh * len(names)
+        total += n
+        table.add_row(str(i), ", ".join(names), f"{n:,}")
+    table.add_row("total", "", f"{total:,}", style="bold")
+    return table
+
+
+def _render_rest(cfg, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
 
     augs = Table(title="augmentations (replayed in this order)", title_justify="left")
     augs.add_column("#", justify="right")
@@ -153,7 +240,10 @@ def _render(cfg) -> None:
     rest = Table(title="GT filters and post-processing", show_header=False, title_justify="left")
     rest.add_column(style="bold")
     rest.add_column()
-    rest.add_row("min lidar points", str(g.min_lidar_points))
+    if g.use_valid_flag:
+        rest.add_row("point filter", "use_valid_flag: num_lidar_pts + num_radar_pts > 0")
+    else:
+        rest.add_row("min lidar points", str(g.min_lidar_points))
     rest.add_row("range filter", g.range_filter)
     rest.add_row("class mapping", ", ".join(f"{s} -> {d}" for s, d in g.class_mapping) or "(none)")
     rest.add_row("score thresh", f"{p.score_thresh:g}")

@@ -8,28 +8,33 @@ to the process's working directory (one runs from ``tools/``); we resolve it rel
 directory, then against the nearest ancestor directory that contains ``cfgs/`` (OpenPCDet's ``tools/`` layout), then
 the working directory.
 
-Then only the keys that change target assignment are read; everything else (backbones, losses, BOX_CODER,
-optimiser, ...) is ignored. A key that *would* change assignment and that assignaudit does not reproduce is a
+Then only the keys that change target assignment are read (anchor heads with AxisAligned or ATSS, CenterHead,
+TransFusionHead); everything else (backbones, losses, BOX_CODER, optimiser, ...) is ignored. A key that *would* change assignment and that assignaudit does not reproduce is a
 `ConfigError` naming it, never silently dropped. Decisions for the borderline keys are in docs/config.md.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from assignaudit.assign.params import AnchorLayout, AnchorSet, AssignerParams, Framework, IouKind
+from assignaudit.assign.heatmap import HeatmapParams
+from assignaudit.assign.params import AnchorLayout, AnchorSet, AssignerParams, Framework, IouKind, QueryParams
 from assignaudit.augment.params import AugOp, GTSampling, WorldFlip, WorldRotation, WorldScaling, WorldTranslation
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config._yaml import read_yaml_file
 from assignaudit.config.model import DetectorConfig, GTFilters, PostProcessing
-from assignaudit.config.schema import ConfigPaths, check_consistency
+from assignaudit.config.schema import ConfigPaths, build_heatmap_params, check_consistency, log_heatmap_warnings
 from assignaudit.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 BASE_KEY = "_BASE_CONFIG_"
 
-SUPPORTED_HEADS = ("AnchorHeadSingle", "AnchorHeadMulti")
-SUPPORTED_ASSIGNER = "AxisAlignedTargetAssigner"
+ANCHOR_HEADS = ("AnchorHeadSingle", "AnchorHeadMulti")
+SUPPORTED_HEADS = ANCHOR_HEADS + ("CenterHead", "TransFusionHead")
+SUPPORTED_ASSIGNERS = ("AxisAlignedTargetAssigner", "ATSS")  # anchor heads; the NAME values get_target_assigner reads
 
 # Entry keys per augmentation that we replay: (keys we read, keys that only touch points / file paths).
 _AUG_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -49,6 +54,12 @@ _ANCHOR_KEYS = ("class_name", "anchor_sizes", "anchor_rotations", "anchor_bottom
                 "feature_map_stride", "matched_threshold", "unmatched_threshold")
 _TARGET_ASSIGNER_KEYS = ("NAME", "POS_FRACTION", "SAMPLE_SIZE", "NORM_BY_NUM_EXAMPLES", "MATCH_HEIGHT", "BOX_CODER",
                          "BOX_CODER_CONFIG")
+# ATSS reads TOPK; ATSS_UPSTREAM_QUIRKS is assignaudit's own key (OpenPCDet ignores it), see docs/config.md.
+_ATSS_KEYS = ("TOPK", "ATSS_UPSTREAM_QUIRKS")
+_CENTER_TARGET_KEYS = ("FEATURE_MAP_STRIDE", "NUM_MAX_OBJS", "GAUSSIAN_OVERLAP", "MIN_RADIUS")
+# hungarian_assigner.py defaults (= transfusion_lidar.yaml): the costs assign.hungarian replays.
+_TRANSFUSION_COSTS = {"cls_cost": {"gamma": 2.0, "alpha": 0.25, "weight": 0.15}, "reg_cost": {"weight": 0.25},
+                      "iou_cost": {"weight": 0.25}}
 _NMS_TYPES = ("nms_gpu", "nms_normal_gpu")
 _VOXEL_PROCESSORS = ("transform_points_to_voxels", "transform_points_to_voxels_placeholder")
 _RANGE_PROCESSOR = "mask_points_and_boxes_outside_range"
@@ -277,33 +288,49 @@ def _anchor_set(chk: Checker, entry: Any, path: str) -> AnchorSet:
     )
 
 
-def _target_assigner(chk: Checker, head: Mapping, path: str) -> bool:
-    """Checks TARGET_ASSIGNER_CONFIG is the path we reproduce; returns MATCH_HEIGHT."""
+def _target_assigner(chk: Checker, head: Mapping, path: str) -> AssignerParams:
+    """TARGET_ASSIGNER_CONFIG of an anchor head -> `AssignerParams` (AxisAligned or ATSS)."""
     ta_path = join(path, "TARGET_ASSIGNER_CONFIG")
     ta = chk.mapping(chk.required(head, "TARGET_ASSIGNER_CONFIG", path), ta_path)
+    name = chk.string(chk.required(ta, "NAME", ta_path), join(ta_path, "NAME"))
+    if name not in SUPPORTED_ASSIGNERS:
+        raise chk.error(join(ta_path, "NAME"), f"{name!r} is not supported for {head.get('NAME')!r} "
+                                               f"(supported: {', '.join(SUPPORTED_ASSIGNERS)})")
+    allowed = _TARGET_ASSIGNER_KEYS + (_ATSS_KEYS if name == "ATSS" else ())
     for key in ta:
-        if key not in _TARGET_ASSIGNER_KEYS:
+        if key not in allowed:
             raise chk.error(join(ta_path, str(key)), "key not understood; it may change the targets, so it is not "
                                                      "ignored silently")
-    name = chk.string(chk.required(ta, "NAME", ta_path), join(ta_path, "NAME"))
-    if name != SUPPORTED_ASSIGNER:
-        extra = " (ATSSTargetAssigner is not supported yet)" if "ATSS" in name else ""
-        raise chk.error(join(ta_path, "NAME"), f"{name!r} is not supported; only {SUPPORTED_ASSIGNER}{extra}")
+    match_height = chk.boolean(ta.get("MATCH_HEIGHT", False), join(ta_path, "MATCH_HEIGHT"))
+    if name == "ATSS":
+        # anchor_head_template.py: NAME 'ATSS' -> ATSSTargetAssigner(topk=TOPK, ..., match_height=MATCH_HEIGHT).
+        topk = chk.integer(chk.required(ta, "TOPK", ta_path), join(ta_path, "TOPK"), minimum=1)
+        quirks = chk.boolean(ta.get("ATSS_UPSTREAM_QUIRKS", False), join(ta_path, "ATSS_UPSTREAM_QUIRKS"))
+        log.warning(
+            "%s: %s: OpenPCDet's AnchorHeadTemplate passes use_multihead= to ATSSTargetAssigner, whose constructor "
+            "does not take it, so training with this config raises a TypeError upstream (spec §4); assignaudit "
+            "replays the ATSS algorithm as if that call were fixed, with the inside-GT test %s "
+            "(ATSS_UPSTREAM_QUIRKS: %s)", chk.origin, join(ta_path, "NAME"),
+            "transposed as upstream" if quirks else "corrected", quirks)
+        return AssignerParams(framework=Framework.ATSS, iou=IouKind.IOU_3D if match_height else IouKind.BEV,
+                              nearest_convention="pcdet", atss_topk=topk, atss_upstream_quirks=quirks)
     # The sampling path (POS_FRACTION >= 0, spec §3.4) subsamples positives/negatives at random with an upstream
     # indexing bug; no shipped config uses it, so we refuse it rather than report counts it would not produce.
     pos_fraction = chk.number(ta.get("POS_FRACTION", -1.0), join(ta_path, "POS_FRACTION"))
     if pos_fraction >= 0:
         raise chk.error(join(ta_path, "POS_FRACTION"), f"{pos_fraction:g} selects the random sampling path "
                                                        "(spec §3.4), which is not supported; use -1")
-    return chk.boolean(ta.get("MATCH_HEIGHT", False), join(ta_path, "MATCH_HEIGHT"))
+    return AssignerParams(framework=Framework.PCDET, iou=IouKind.IOU_3D if match_height else IouKind.NEAREST_BEV,
+                          nearest_convention="pcdet")
 
 
-def _post_processing(chk: Checker, model: Mapping, path: str) -> PostProcessing:
+def _post_processing(chk: Checker, section: Mapping, path: str) -> PostProcessing:
+    """``POST_PROCESSING`` (``MODEL.`` for anchor heads, ``MODEL.DENSE_HEAD.`` for CenterHead) -> `PostProcessing`."""
     d = PostProcessing()
-    if "POST_PROCESSING" not in model:
+    if "POST_PROCESSING" not in section:
         return d
     pp_path = join(path, "POST_PROCESSING")
-    pp = chk.mapping(model["POST_PROCESSING"], pp_path)
+    pp = chk.mapping(section["POST_PROCESSING"], pp_path)
     nms_path = join(pp_path, "NMS_CONFIG")
     nms = chk.mapping(pp.get("NMS_CONFIG", {}), nms_path)
 
@@ -321,6 +348,60 @@ def _post_processing(chk: Checker, model: Mapping, path: str) -> PostProcessing:
     )
 
 
+def _center_head(chk: Checker, head: Mapping, head_path: str, class_names: tuple[str, ...],
+                 pcr: tuple[float, ...], voxel: tuple[float, ...]) -> HeatmapParams:
+    """``CenterHead`` (``center_head.py``): CLASS_NAMES_EACH_HEAD + TARGET_ASSIGNER_CONFIG -> `HeatmapParams`.
+
+    The feature map is the real network output upstream; for the shipped backbones it equals
+    ``grid // FEATURE_MAP_STRIDE``, which is what `HeatmapParams` derives (spec §5.2, §11.2: 1440 // 8 = 180).
+    """
+    ta_path = join(head_path, "TARGET_ASSIGNER_CONFIG")
+    ta = chk.mapping(chk.required(head, "TARGET_ASSIGNER_CONFIG", head_path), ta_path)
+    for key in ta:
+        if key not in _CENTER_TARGET_KEYS:
+            raise chk.error(join(ta_path, str(key)), f"key not understood for CenterHead (assignaudit reads "
+                                                     f"{', '.join(_CENTER_TARGET_KEYS)}); it may change the targets")
+    params = build_heatmap_params(
+        chk, join(head_path, "CLASS_NAMES_EACH_HEAD"),
+        heads=chk.required(head, "CLASS_NAMES_EACH_HEAD", head_path), class_names=class_names,
+        point_cloud_range=pcr, voxel_size=voxel, variant="pcdet",
+        feature_map_stride=chk.integer(chk.required(ta, "FEATURE_MAP_STRIDE", ta_path),
+                                       join(ta_path, "FEATURE_MAP_STRIDE"), minimum=1),
+        num_max_objs=chk.integer(chk.required(ta, "NUM_MAX_OBJS", ta_path), join(ta_path, "NUM_MAX_OBJS"),
+                                 minimum=0),
+        gaussian_overlap=chk.number(chk.required(ta, "GAUSSIAN_OVERLAP", ta_path), join(ta_path, "GAUSSIAN_OVERLAP"),
+                                    lo=0.0, hi=1.0),
+        min_radius=chk.integer(chk.required(ta, "MIN_RADIUS", ta_path), join(ta_path, "MIN_RADIUS"), minimum=0),
+    )
+    # A head order that is not monotone in CLASS_NAMES makes upstream relabel GT into later heads (spec §5.1):
+    # reproduced faithfully by assign.heatmap, and said loudly here.
+    log_heatmap_warnings(params, chk.origin)
+    return params
+
+
+def _transfusion_head(chk: Checker, head: Mapping, head_path: str) -> QueryParams:
+    """``TransFusionHead``: NUM_PROPOSALS queries, NUM_DECODER_LAYERS (default 1) layers, TransFusion cost (§8.2)."""
+    ta_path = join(head_path, "TARGET_ASSIGNER_CONFIG")
+    ta = chk.mapping(head.get("TARGET_ASSIGNER_CONFIG", {}), ta_path)
+    ha_path = join(ta_path, "HUNGARIAN_ASSIGNER")
+    ha = chk.mapping(ta.get("HUNGARIAN_ASSIGNER", {}), ha_path)
+    # assign.hungarian replays the code defaults (cls focal 0.15, gamma 2, alpha 0.25; reg L1 0.25; IoU 0.25), which
+    # are also transfusion_lidar.yaml's values; anything else would be silently different, so it is refused.
+    for cost, expected in _TRANSFUSION_COSTS.items():
+        sec = chk.mapping(ha.get(cost, {}), join(ha_path, cost))
+        for key, value in sec.items():
+            if key not in expected or chk.number(value, join(join(ha_path, cost), str(key))) != expected[key]:
+                raise chk.error(join(join(ha_path, cost), str(key)),
+                                f"{show(value)} is not reproduced (assignaudit's TransFusion matcher uses "
+                                f"{cost} {expected})")
+    return QueryParams(
+        cost="transfusion",
+        num_queries=chk.integer(chk.required(head, "NUM_PROPOSALS", head_path), join(head_path, "NUM_PROPOSALS"),
+                                minimum=1),
+        num_layers=chk.integer(head.get("NUM_DECODER_LAYERS", 1), join(head_path, "NUM_DECODER_LAYERS"), minimum=1),
+    )
+
+
 def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str) -> DetectorConfig:
     """Build a `DetectorConfig` from a merged OpenPCDet config (``_BASE_CONFIG_`` already resolved)."""
     chk = Checker(origin)
@@ -332,28 +413,51 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
 
     head_path = "MODEL.DENSE_HEAD"
     if "DENSE_HEAD" not in model:
-        raise chk.error(head_path, "missing: assignaudit audits anchor heads (AnchorHeadSingle, AnchorHeadMulti)")
+        raise chk.error(head_path, f"missing: assignaudit audits dense heads ({', '.join(SUPPORTED_HEADS)})")
     head = chk.mapping(model["DENSE_HEAD"], head_path)
     head_name = chk.string(chk.required(head, "NAME", head_path), join(head_path, "NAME"))
     if head_name not in SUPPORTED_HEADS:
-        when = "not supported yet" if head_name == "CenterHead" else "not supported"
-        raise chk.error(join(head_path, "NAME"), f"{head_name!r} is {when} (supported: {', '.join(SUPPORTED_HEADS)})")
-    # The assigner's flat anchor order follows USE_MULTIHEAD (axis_aligned_target_assigner.py reads it from the
-    # head config); AnchorHeadMulti without it would mismatch its own outputs.
-    multihead = chk.boolean(head.get("USE_MULTIHEAD", False), join(head_path, "USE_MULTIHEAD"))
-    if head_name == "AnchorHeadMulti" and not multihead:
-        raise chk.error(join(head_path, "USE_MULTIHEAD"), "AnchorHeadMulti needs USE_MULTIHEAD: True")
-    match_height = _target_assigner(chk, head, head_path)
+        ta = head.get("TARGET_ASSIGNER_CONFIG")
+        assigner_name = ta.get("NAME") if isinstance(ta, Mapping) else None
+        raise chk.error(join(head_path, "NAME"),
+                        f"{head_name!r} is not supported (supported: {', '.join(SUPPORTED_HEADS)}); "
+                        f"its TARGET_ASSIGNER_CONFIG.NAME is {assigner_name!r}")
+    kind = "anchor" if head_name in ANCHOR_HEADS else "center" if head_name == "CenterHead" else "query"
+
+    assigner = None
+    multihead = False
+    if kind == "anchor":
+        # The assigner's flat anchor order follows USE_MULTIHEAD (axis_aligned_target_assigner.py reads it from the
+        # head config); AnchorHeadMulti without it would mismatch its own outputs.
+        multihead = chk.boolean(head.get("USE_MULTIHEAD", False), join(head_path, "USE_MULTIHEAD"))
+        if head_name == "AnchorHeadMulti" and not multihead:
+            raise chk.error(join(head_path, "USE_MULTIHEAD"), "AnchorHeadMulti needs USE_MULTIHEAD: True")
+        assigner = _target_assigner(chk, head, head_path)
+    match_height = assigner is not None and assigner.iou is IouKind.IOU_3D
 
     pcr = chk.numbers(chk.required(data, "POINT_CLOUD_RANGE", "DATA_CONFIG"), "DATA_CONFIG.POINT_CLOUD_RANGE",
                       length=6)
     voxel = _data_processor(chk, data, "DATA_CONFIG")
     augmentations, aug_paths = _augmentations(chk, data, "DATA_CONFIG", match_height)
 
-    anchors_path = join(head_path, "ANCHOR_GENERATOR_CONFIG")
-    raw_anchors = chk.sequence(chk.required(head, "ANCHOR_GENERATOR_CONFIG", head_path), anchors_path, min_length=1)
-    anchor_paths = tuple(join(anchors_path, i) for i in range(len(raw_anchors)))
-    anchor_sets = tuple(_anchor_set(chk, a, p) for a, p in zip(raw_anchors, anchor_paths))
+    anchors = heatmap = query = None
+    anchor_paths: tuple[str, ...] = ()
+    post_processing = _post_processing(chk, model, "MODEL")
+    if kind == "anchor":
+        anchors_path = join(head_path, "ANCHOR_GENERATOR_CONFIG")
+        raw_anchors = chk.sequence(chk.required(head, "ANCHOR_GENERATOR_CONFIG", head_path), anchors_path,
+                                   min_length=1)
+        anchor_paths = tuple(join(anchors_path, i) for i in range(len(raw_anchors)))
+        anchor_sets = tuple(_anchor_set(chk, a, p) for a, p in zip(raw_anchors, anchor_paths))
+        anchors = AnchorLayout(point_cloud_range=pcr, voxel_size=voxel, anchor_sets=anchor_sets,  # type: ignore
+                               multihead=multihead)
+    elif kind == "center":
+        heatmap = _center_head(chk, head, head_path, class_names, pcr, voxel)
+        # CenterHead decodes and NMSes per head with DENSE_HEAD.POST_PROCESSING (center_head.py), class-agnostic
+        # within a head; MODEL.POST_PROCESSING only holds evaluation keys for this detector.
+        post_processing = _post_processing(chk, head, head_path)
+    else:
+        query = _transfusion_head(chk, head, head_path)
 
     min_points = 0
     if data.get("FILTER_MIN_POINTS_IN_GT") not in (None, False):
@@ -365,21 +469,22 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         class_names=class_names,
         point_cloud_range=pcr,  # type: ignore[arg-type]
         voxel_size=voxel,
-        anchors=AnchorLayout(point_cloud_range=pcr, voxel_size=voxel, anchor_sets=anchor_sets,  # type: ignore
-                             multihead=multihead),
-        assigner=AssignerParams(framework=Framework.PCDET,
-                                iou=IouKind.IOU_3D if match_height else IouKind.NEAREST_BEV,
-                                nearest_convention="pcdet"),
+        anchors=anchors,
+        assigner=assigner,
         augmentations=augmentations,
         gt_filters=GTFilters(min_lidar_points=min_points, class_mapping=(), range_filter="pcdet"),
-        post_processing=_post_processing(chk, model, "MODEL"),
+        post_processing=post_processing,
         source=source,
+        head=kind,
+        heatmap=heatmap,
+        query=query,
+        framework="pcdet",
     )
     check_consistency(result, chk, ConfigPaths(class_names="CLASS_NAMES", anchors=anchor_paths,
                                                augmentations=aug_paths, class_mapping="CLASS_NAMES",
                                                point_cloud_range="DATA_CONFIG.POINT_CLOUD_RANGE"))
     if multihead:  # after the per-class checks, which name the offending key more precisely
-        _check_head_order(chk, head, head_path, class_names, anchor_sets)
+        _check_head_order(chk, head, head_path, class_names, anchors.anchor_sets)
     return result
 
 
