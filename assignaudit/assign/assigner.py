@@ -469,7 +469,6 @@ def _set_anchor_indices(anchors: Anchors) -> tuple[torch.Tensor, ...]:
 
 def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, params: AssignerParams) -> FrameAssignment:
     k, s_num = gt.shape[0], anchors.num_sets
-    dev = gt.device
     nb = len(anchors.bands)
     iou_3d = params.iou is IouKind.IOU_3D
     if k == 0:  # every anchor negative (upstream never assigns an empty frame in training)

@@ -7,7 +7,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ from rich.table import Table
 
 from assignaudit.cli.app import (
     EXTRA_ARGS, SET_HELP, BandsOpt, BoxesOpt, DatarootOpt, JsonOpt, OutOpt, QuietOpt, SplitOpt, VersionOpt, app,
-    cli_errors, parse_set_overrides,
+    CFG_OPTIONS_HELP, cli_errors, parse_config_overrides,
 )
 
 ConfigOpt = Annotated[
@@ -29,7 +29,8 @@ _META_KEYS = ("config_name", "config_sha256", "head", "framework", "dataset", "s
 
 
 @app.command("count", context_settings=EXTRA_ARGS,
-             help=f"Count training targets (anchors, heatmap cells or queries) per class and range band. {SET_HELP}")
+             help="Count training targets (anchors, heatmap cells or queries) per class and range band. "
+                  f"{SET_HELP} {CFG_OPTIONS_HELP}")
 @cli_errors
 def count_cmd(
     ctx: typer.Context,
@@ -55,17 +56,16 @@ def count_cmd(
     compare_pipeline: Annotated[str, typer.Option(
         "--compare-pipeline", help="a: both configs see the frames replayed once through --config's augmentation "
                                    "(default); own: each replays its own augmentation with the same seed.")] = "a",
-    cfg_options: Annotated[Optional[list[str]], typer.Option(
-        "--cfg-options", help="Override a key of an mmdet3d config: KEY=VALUE (repeatable; mmengine DictAction "
-                              "value syntax).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     from assignaudit.bands import Bands
     from assignaudit.count import CountOptions
 
-    overrides = parse_set_overrides(list(ctx.args))
-    cfg = _load_config(config, overrides, cfg_options or [])
+    from assignaudit.config import load_config
+
+    overrides, cfg_options = parse_config_overrides(list(ctx.args))
+    cfg = load_config(config, overrides, cfg_options=cfg_options)
     from assignaudit.sources.open import open_source
 
     source = open_source(dataroot=dataroot, version=version, split=split, boxes=boxes)
@@ -78,8 +78,6 @@ def count_cmd(
         if queries is not None:
             raise ConfigError("--queries cannot be combined with --compare-config (query heads are compared "
                               "without a dump)")
-        from assignaudit.config import load_config
-
         cfg_b = load_config(compare_config)
         result = _with_progress(quiet or as_json, lambda cb: run_compare(
             cfg, cfg_b, source, options, out, pipeline=compare_pipeline, on_progress=cb))
@@ -108,36 +106,6 @@ def count_cmd(
         typer.echo(json.dumps(payload, indent=2))
         return
     _render(result, cfg.class_names)
-
-
-def _load_config(config: str | None, overrides: list[tuple[str, str]], cfg_options: list[str]):
-    """``load_config`` with ``--set`` pairs and, for mmdet3d configs, ``--cfg-options`` as mmengine's DictAction
-    would parse them (``{key: value}``, values through ``DictAction._parse_iterable``)."""
-    import inspect
-
-    from assignaudit.config import load_config
-    from assignaudit.errors import ConfigError
-
-    if not cfg_options:
-        return load_config(config, overrides)
-    parsed: dict[str, Any] = {}
-    for item in cfg_options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--cfg-options expects KEY=VALUE, got {item!r}")
-        parsed[key] = _parse_cfg_value(value)
-    if "cfg_options" not in inspect.signature(load_config).parameters:
-        raise ConfigError("--cfg-options needs the mmdet3d config importer, which this installation does not have "
-                          "yet (use --set for presets, our YAML and OpenPCDet YAML)")
-    return load_config(config, overrides, cfg_options=parsed)
-
-
-def _parse_cfg_value(value: str) -> Any:
-    try:
-        from mmengine.config import DictAction
-    except ImportError:  # mmengine is optional: keep the raw string, the importer validates it
-        return value
-    return DictAction._parse_iterable(value)
 
 
 def _with_progress(silent: bool, run):

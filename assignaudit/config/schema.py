@@ -81,10 +81,17 @@ def is_our_schema(raw: Any) -> bool:
     return isinstance(raw, Mapping) and any(k in raw for k in ("assignaudit", "anchors", "heatmap", "query"))
 
 
-def log_heatmap_warnings(params: HeatmapParams, origin: str) -> None:
-    """Log `HeatmapParams.warnings` (head-order traps that silently move GT between heatmaps, spec §5.1 / §7)."""
+_LOGGED_HEATMAP_WARNINGS: set[str] = set()
+
+
+def log_heatmap_warnings(params: HeatmapParams, origin: str | None = None) -> None:
+    """Log `HeatmapParams.warnings` (head-order traps that silently move GT between heatmaps, spec §5.1 / §7), each
+    message once per process: the loader and the count both call this, and the user should read it once."""
     for message in params.warnings:
-        log.warning("%s: %s", origin, message)
+        if message in _LOGGED_HEATMAP_WARNINGS:
+            continue
+        _LOGGED_HEATMAP_WARNINGS.add(message)
+        log.warning("%s: %s", origin, message) if origin else log.warning("%s", message)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

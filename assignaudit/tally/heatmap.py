@@ -35,6 +35,7 @@ from assignaudit import schema
 from assignaudit.assign.heatmap import HeatmapParams, HeatmapResult, heatmap_targets
 from assignaudit.bands import ALL_BANDS, Bands
 from assignaudit.config.model import DetectorConfig
+from assignaudit.config.schema import log_heatmap_warnings
 from assignaudit.errors import ConfigError
 from assignaudit.tally.base import FrameTally, GTBands, Tallies, add_per_band
 
@@ -107,8 +108,7 @@ class HeatmapTally:
         self.tallies = Tallies(len(self.class_names), nb + 1)
         self.num_phantom_slots = 0
         self.warnings = tuple(p.warnings)
-        for msg in self.warnings:  # once per run, not per frame
-            log.warning("%s", msg)
+        log_heatmap_warnings(p)  # once per process (the loader may already have said it)
 
     def targets(self, boxes: np.ndarray, class_name: np.ndarray) -> HeatmapResult:
         gt_boxes = torch.as_tensor(boxes[:, :7], dtype=torch.float32, device=self.device)
