@@ -21,7 +21,7 @@ from assignaudit.cli.app import (
 ConfigOpt = Annotated[
     Optional[str],
     typer.Option("--config", "--cfg_file", "--cfg-file",
-                 help="Preset name or config file (our YAML or an OpenPCDet model YAML). "
+                 help="Preset name or config file (our YAML, an OpenPCDet model YAML or an mmdetection3d .py config). "
                       "Default: pcdet-nuscenes-pointpillars-multihead."),
 ]
 _META_KEYS = ("config_name", "config_sha256", "head", "framework", "dataset", "seed", "replays", "augment", "device",
@@ -53,9 +53,10 @@ def count_cmd(
     compare_config: Annotated[Optional[str], typer.Option(
         "--compare-config", help="A second config (preset or file) counted over the same frames; writes "
                                  "compare.parquet.")] = None,
-    compare_pipeline: Annotated[str, typer.Option(
-        "--compare-pipeline", help="a: both configs see the frames replayed once through --config's augmentation "
-                                   "(default); own: each replays its own augmentation with the same seed.")] = "a",
+    compare_pipeline: Annotated[Optional[str], typer.Option(
+        "--compare-pipeline", help="With --compare-config. a: both configs see the frames replayed once through "
+                                   "--config's augmentation (default); own: each replays its own augmentation with "
+                                   "the same seed.")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -65,6 +66,7 @@ def count_cmd(
     from assignaudit.config import load_config
 
     overrides, cfg_options = parse_config_overrides(list(ctx.args))
+    _check_compare_flags(compare_config, compare_pipeline, queries)
     cfg = load_config(config, overrides, cfg_options=cfg_options)
     from assignaudit.sources.open import open_source
 
@@ -73,14 +75,10 @@ def count_cmd(
                            device=device, max_frames=max_frames)
     if compare_config is not None:
         from assignaudit.compare_configs import run_compare
-        from assignaudit.errors import ConfigError
 
-        if queries is not None:
-            raise ConfigError("--queries cannot be combined with --compare-config (query heads are compared "
-                              "without a dump)")
         cfg_b = load_config(compare_config)
         result = _with_progress(quiet or as_json, lambda cb: run_compare(
-            cfg, cfg_b, source, options, out, pipeline=compare_pipeline, on_progress=cb))
+            cfg, cfg_b, source, options, out, pipeline=compare_pipeline or "a", on_progress=cb))
         if as_json:
             payload = {"meta": {k: result.metadata.get(k) for k in ("config_a", "config_b", "pipeline", "dataset",
                                                                       "seed", "replays", "augment", "device",
@@ -106,6 +104,23 @@ def count_cmd(
         typer.echo(json.dumps(payload, indent=2))
         return
     _render(result, cfg.class_names)
+
+
+def _check_compare_flags(compare_config: Optional[str], compare_pipeline: Optional[str],
+                         queries: Optional[Path]) -> None:
+    """Flag combinations, checked before any config is read or frame counted (a bad value must not cost a run)."""
+    from assignaudit.errors import ConfigError
+
+    if compare_pipeline is not None:
+        from assignaudit.compare_configs import PIPELINES
+
+        if compare_pipeline not in PIPELINES:
+            raise ConfigError(f"--compare-pipeline must be one of {', '.join(PIPELINES)}, got {compare_pipeline!r}")
+        if compare_config is None:
+            raise ConfigError("--compare-pipeline only applies with --compare-config B")
+    if compare_config is not None and queries is not None:
+        raise ConfigError("--queries cannot be combined with --compare-config (query heads are compared without a "
+                          "dump)")
 
 
 def _with_progress(silent: bool, run):

@@ -124,6 +124,44 @@ def parse_cfg_options(options: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+# Top-level variables assignaudit itself may read when the model does not carry them (docs/config.md).
+_TOP_LEVEL_FALLBACKS = ("class_names", "point_cloud_range", "voxel_size")
+
+
+def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """Refuse a ``--cfg-options`` key whose path leads nowhere (a typo such as ``model.pts_bbox_hed.x``).
+
+    mmengine's ``merge_from_dict`` creates any missing mapping on the way, so upstream a misspelt key trains the
+    unchanged config without a word; here it would silently give the unchanged counts, so every segment but the last
+    must exist (list indices in range), and only the last may add a key to an existing mapping (e.g. an assigner's
+    ``min_pos_iou`` left at its default). A new top-level key is refused too, except the variables read as fallbacks.
+    """
+    for key in options:
+        segments = str(key).split(".")
+        node: Any = cfg
+        for depth, seg in enumerate(segments):
+            where = ".".join(segments[:depth]) or "the config's top level"
+            problem = f"{path}: --cfg-options cannot be merged: {key}:"
+            if isinstance(node, Mapping):
+                if seg in node:
+                    node = node[seg]
+                    continue
+                if depth == len(segments) - 1 and (depth > 0 or seg in _TOP_LEVEL_FALLBACKS):
+                    break  # a new leaf in an existing mapping
+                avail = ", ".join(map(str, list(node)[:12])) + (", ..." if len(node) > 12 else "")
+                raise ConfigError(f"{problem} key {seg!r} not found under {where} (available: {avail or 'none'})")
+            if isinstance(node, (list, tuple)):
+                if not seg.isdigit():
+                    raise ConfigError(f"{problem} {where} is a list; expected an index 0..{len(node) - 1}, "
+                                      f"got {seg!r}")
+                if int(seg) >= len(node):
+                    raise ConfigError(f"{problem} index {seg} out of range for {where} (a list of {len(node)})")
+                node = node[int(seg)]
+                continue
+            raise ConfigError(f"{problem} {where} is {type(node).__name__} {repr(node)[:60]}, not a mapping or "
+                              f"list, so it has no key {seg!r}")
+
+
 def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> dict:
     """``Config.fromfile`` (``_base_`` resolved, custom imports skipped) + ``--cfg-options`` -> a plain dict.
 
@@ -144,6 +182,7 @@ def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, An
                     "configs/ files, which need only mmengine)")
         raise ConfigError(f"{path}: cannot read the mmdetection3d config: {type(err).__name__}: {first}{hint}") from None
     if options:
+        _check_cfg_option_paths(path, cfg.to_dict(), options)
         try:
             cfg.merge_from_dict(options)
         except Exception as err:  # noqa: BLE001 - mmengine raises KeyError / TypeError / IndexError here
@@ -659,11 +698,15 @@ def _query_head(chk: Checker, head: Mapping, head_path: str, train_cfg: Mapping,
                     raise chk.error(join(join(a_path, cost), "weight"), f"{w:g} is not reproduced (assignaudit's "
                                                                         f"DETR3D matcher uses {weight:g})")
     num_layers = QueryParams.num_layers
-    transformer = head.get("transformer")
-    if isinstance(transformer, Mapping) and isinstance(transformer.get("decoder"), Mapping):
-        dec_path = join(join(head_path, "transformer"), "decoder")
-        num_layers = chk.integer(transformer["decoder"].get("num_layers", num_layers), join(dec_path, "num_layers"),
-                                 minimum=1)
+    # The layer count decides how many matches are replayed, so a transformer / decoder that is there but not a
+    # mapping is an error rather than a silent fall back to the default.
+    if head.get("transformer") is not None:
+        tr_path = join(head_path, "transformer")
+        transformer = chk.mapping(head["transformer"], tr_path)
+        if transformer.get("decoder") is not None:
+            dec_path = join(tr_path, "decoder")
+            decoder = chk.mapping(transformer["decoder"], dec_path)
+            num_layers = chk.integer(decoder.get("num_layers", num_layers), join(dec_path, "num_layers"), minimum=1)
     return QueryParams(cost="detr3d",
                        num_queries=chk.integer(head.get("num_query", 900), join(head_path, "num_query"), minimum=1),
                        num_layers=num_layers)

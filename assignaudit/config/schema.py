@@ -250,6 +250,12 @@ def config_from_dict(raw: Any, origin: str, *, default_name: str, source: str) -
     elif head == "center":
         heatmap = _heatmap(chk, top["heatmap"], "heatmap", class_names, pcr, voxel, framework)  # type: ignore
         log_heatmap_warnings(heatmap, origin)
+        # The variant decides the semantics (spec §5 vs §7); a `framework` saying otherwise would label the reports
+        # with the wrong framework, so the two must agree.
+        if framework is not None and framework != heatmap.variant:
+            raise chk.error(join("heatmap", "variant"), f"{heatmap.variant!r} contradicts framework: {framework} "
+                                                        "(the variant decides the CenterHead semantics; set both, "
+                                                        "or drop framework)")
         framework = framework or heatmap.variant
     else:
         query = _query(chk, top["query"], "query")
