@@ -378,3 +378,21 @@ def test_atss_duplicate_gt_loses_its_forced_anchors():
     assert r.gt_zero_pos_reason.tolist() == [schema.REASON_TAKEN, None]
     assert r.num_pos_per_set.tolist() == [1, 1] and r.num_neg == 2 * NUM - 2
     np.testing.assert_allclose(sorted(r.pos_iou), [0.045, 1.0], rtol=2e-5)  # 1 cm margin: ped IoU 1 - 7e-7
+
+
+def test_atss_window_fallback_and_pruning_equal_dense_reference():
+    # assign_frame's single vectorised ATSS call (window search + pruned forced-match IoU) against the dense §4
+    # reference: GT beyond the grid edge (dense fallback), parallel to the anchors, on anchor centres, and nested
+    # small / large GT (many anchors inside a GT tie on IoU; the forced match takes the first).
+    sets = tuple(AnchorSet(n, (sz,), (0.0, 1.57), (z,), 0.6, 0.45, feature_map_stride=2)
+                 for n, sz, z in (("big", (4.0, 2.0, 1.5), -1.0), ("small", (0.8, 0.6, 1.7), -0.9)))
+    anchors = generate_anchors(AnchorLayout((-10.0, -10.0, -5.0, 10.0, 10.0, 3.0), (0.5, 0.5, 8.0), sets,
+                                            multihead=True), bands=BANDS)
+    gt = boxes((14.0, 0.3, -1.0, 4.0, 2.0, 1.5, 0.3), (-9.0, -13.0, -1.0, 1.0, 0.8, 1.7, 0.0),
+               (2.5, 3.5, -1.0, 4.0, 2.0, 1.5, 0.0), (2.5, 3.5, -1.0, 4.0, 2.0, 1.5, 1.57),
+               (0.0, 0.0, -1.0, 9.0, 3.0, 3.0, 0.7), (0.1, 0.2, -0.9, 0.8, 0.6, 1.7, 0.7),
+               (5.0, -5.0, 8.0, 2.0, 1.0, 1.0, -2.0))
+    gs = torch.zeros(gt.shape[0], dtype=torch.int64)
+    for topk, quirks, iou in ((9, False, IouKind.BEV), (4, True, IouKind.IOU_3D), (1, False, IouKind.BEV)):
+        params = AssignerParams(framework=Framework.ATSS, iou=iou, atss_topk=topk, atss_upstream_quirks=quirks)
+        check_equal(assign_frame(anchors, gt, gs, params, BANDS), dense_atss(anchors, gt, params), (topk, iou))

@@ -60,7 +60,7 @@ import torch
 
 from assignaudit import schema
 from assignaudit.assign.anchors import MMDET3D_GENERATORS, Anchors
-from assignaudit.assign.atss import atss_assign
+from assignaudit.assign.atss import AtssAnchorIndex, atss_assign_sets
 from assignaudit.assign.candidates import candidate_iou, enumerate_candidates, gt_rectangles
 from assignaudit.assign.params import AssignerParams, Framework, IouKind
 from assignaudit.assign.result import FrameAssignment
@@ -455,15 +455,12 @@ def _assign_mmdet_every_gt_per_set(
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _set_anchor_indices(anchors: Anchors) -> tuple[torch.Tensor, ...]:
-    """Per set, int64 flat indices of its anchors in ascending order (= the set's own assigner order). Cached."""
-    key = ("set_anchor_indices", anchors.device)
+def _atss_index(anchors: Anchors) -> AtssAnchorIndex:
+    """The layout's `AtssAnchorIndex` over all sets (the kernel margin is always on here). Cached."""
+    key = ("atss_index", anchors.device)
     if key not in anchors._cache:
-        anchors._cache[key] = tuple(
-            torch.nonzero(anchors.set_index == s)[:, 0] if sl is None
-            else torch.arange(sl.start, sl.stop, device=anchors.device)
-            for s, sl in enumerate(anchors.set_slices)
-        )
+        anchors._cache[key] = AtssAnchorIndex.build(anchors.boxes, anchors.set_index, num_sets=anchors.num_sets,
+                                                    margin_compat=True)
     return anchors._cache[key]
 
 
@@ -479,24 +476,21 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
             num_pos_per_set=np.zeros(s_num, np.int64), num_neg_per_set_band=anchors.band_counts.copy(),
             num_ignore_per_set_band=np.zeros_like(anchors.band_counts),
         )
-    assigned, iou, forced, flat, g_max, pairs = [], [], [], [], [], 0
-    for idx in _set_anchor_indices(anchors):  # loop over anchor sets only: upstream runs one assigner per set
-        r = atss_assign(anchors.boxes[idx], gt, gt_set, params.atss_topk, upstream_quirks=params.atss_upstream_quirks,
-                        margin_compat=True, iou_3d=iou_3d)
-        assigned.append(r.assigned_gt)
-        iou.append(r.iou)
-        forced.append(r.forced)
-        flat.append(idx)
-        g_max.append(r.gt_max_iou)
-        pairs += r.num_iou_pairs
-    assigned_t, iou_t, forced_t, flat_t = (torch.cat(t) for t in (assigned, iou, forced, flat))
+    # One assigner per anchor set, as upstream, all sets in one vectorised call: set s sees its anchors in the
+    # layout's flat order restricted to s (upstream's view(-1, 7) / multihead permute) and every GT.
+    r = atss_assign_sets(anchors.boxes, gt, gt_set, params.atss_topk, index=_atss_index(anchors),
+                         upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d)
+    assigned_t, iou_t, forced_t = r.assigned_gt, r.iou, r.forced
+    set_t = anchors.set_index
     pos = assigned_t >= 0
-    pos_gt = assigned_t[pos]
-    set_t = anchors.set_index[flat_t]
-    neg_key = (set_t * nb + anchors.band_index[flat_t])[~pos]
+    # Positives listed set by set (each in anchor order), as one assigner per set would produce them.
+    pos_idx = torch.nonzero(pos).squeeze(1)
+    pos_idx = pos_idx[torch.argsort(set_t[pos_idx], stable=True)]
+    pos_gt = assigned_t[pos_idx]
+    neg_key = (set_t * nb + anchors.band_index)[~pos]
     num_neg = torch.bincount(neg_key, minlength=s_num * nb).view(s_num, nb)
     gt_num_pos = torch.bincount(pos_gt, minlength=k).cpu().numpy().astype(np.int64)
-    g_max_np = torch.stack(g_max).amax(dim=0).cpu().numpy().astype(np.float32)
+    g_max_np = r.gt_max_iou.amax(dim=0).cpu().numpy().astype(np.float32)
     reason = np.full(k, None, dtype=object)
     reason[gt_num_pos == 0] = schema.REASON_TAKEN  # every GT forces one anchor per set: lost only to a later GT
     return FrameAssignment(
@@ -505,9 +499,9 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
         gt_max_iou=g_max_np,
         gt_zero_pos_reason=reason,
         pos_gt_index=pos_gt.cpu().numpy().astype(np.int64),
-        pos_iou=iou_t[pos].cpu().numpy().astype(np.float32),
-        num_pos_per_set=torch.bincount(set_t[pos], minlength=s_num).cpu().numpy().astype(np.int64),
+        pos_iou=iou_t[pos_idx].cpu().numpy().astype(np.float32),
+        num_pos_per_set=torch.bincount(set_t[pos_idx], minlength=s_num).cpu().numpy().astype(np.int64),
         num_neg_per_set_band=num_neg.cpu().numpy().astype(np.int64),
         num_ignore_per_set_band=np.zeros((s_num, nb), dtype=np.int64),
-        num_candidates=pairs,
+        num_candidates=r.num_iou_pairs,
     )

@@ -6,7 +6,7 @@ constructor that does not take it), so this is a replay of the algorithm, not of
 
 Rule, per frame, over all anchors and all GT of every class (class-agnostic; an anchor takes its GT's class):
 
-1. IoU = exact rotated BEV IoU (`assignaudit.ops.box_iou_bev_sparse`; pairs whose bounding rectangles do not
+1. IoU = exact rotated BEV IoU (`assignaudit.ops.box_iou_bev_aligned`; pairs whose bounding rectangles do not
    overlap are exactly 0), or with ``iou_3d`` (``MATCH_HEIGHT``) the 3D IoU of ``boxes_iou3d_gpu`` (rotated BEV
    intersection x centre-z height overlap) on those same pairs. ``margin_compat`` replays the CUDA kernel's 1 cm
    corner margin.
@@ -28,29 +28,54 @@ Rule, per frame, over all anchors and all GT of every class (class-agnostic; an 
    **last GT (highest index) wins**.
 7. No ignore state: everything else is background.
 
-Memory: the distance matrix is dense ``[A, K]`` (the candidate search needs every distance); IoU is sparse.
+Speed (results identical to a dense ``[A, K]`` search over every anchor, which the tests keep as the reference):
 
-`atss_assign` is one call of ``assign_targets_single`` (one anchor set, one frame). ``assign_frame`` with
-``Framework.ATSS`` runs it once per anchor set over the set's anchors in the set's own order (the layout's flat
-order restricted to the set, which is upstream's ``view(-1, 7)`` / multihead permute) and sums the tallies.
+* Candidates: the anchors of a set lie on a grid (every size and rotation shares the positions), so `AtssAnchorIndex`
+  buckets them into square BEV cells once per layout and a GT looks only at a window of cells around it. The window
+  is accepted only when its k-th distance is below the distance to anything outside it (the BEV distance to the
+  window's open sides, combined with the z gap to the set's anchor heights), with a float safety margin; then every
+  anchor outside is strictly farther than the k-th candidate, so the window's first k by (distance, anchor index)
+  are the dense search's. A GT whose window fails (far outside the grid, a sparse layout) takes the dense path over
+  its set. All sets and GT are searched in one pass as S x K virtual GT ``v = s * K + k``.
+* IoU: the rule needs only the candidates' IoU (threshold, positives) and each GT's maximum and first argmax over the
+  set (forced match). A non-candidate pair can be the argmax only if its IoU reaches the best candidate's, so it is
+  evaluated only when a cheap upper bound of its IoU does (the projection overlap of the two rectangles, each grown by
+  the kernel margin plus 2 cm, on either box's axes, with relative slack). Pairs with nearly parallel edges are never
+  pruned (the margin kernel's near-collinear crossings are not bounded by the geometry). Each evaluated pair goes
+  through the same elementwise kernel as before, so its IoU has the same bits.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from assignaudit.errors import ConfigError, DataError
-from assignaudit.ops import box_iou_3d_aligned, box_iou_bev_sparse
-from assignaudit.ops._checks import check_pair
+from assignaudit.ops import AabbIndex, bev_aabb, bev_intersection_aligned, box_iou_3d_aligned, box_iou_bev_aligned
+from assignaudit.ops._checks import check_boxes, check_pair
+from assignaudit.ops.rotated import MARGIN, _height_overlap  # the 3D kernel's own height term
 
 THRESHOLD_EPS = 1e-6
+# A window is accepted when kth * (1 + _WINDOW_REL) + _WINDOW_ABS < distance to the outside: float32 distances are
+# within ~1e-7 relative of the true ones and the cell edges within ~1e-12 m, so this margin is generous.
+_WINDOW_REL, _WINDOW_ABS = 1e-5, 1e-5
+# IoU upper bound: half-sizes grow by the kernel margin plus _BOUND_PAD metres, the bounded intersection by
+# _BOUND_REL. float32 corners at 100 m are off by ~3e-5 m; a crossing of edges at angle theta by ~2 * that / theta,
+# under 3e-3 m for theta >= 0.025 rad; the exact clip's area is within ~1e-5 relative.
+_BOUND_PAD, _BOUND_REL = 0.01, 1e-3
+# |sin(2 * yaw difference)| below this: some edge pair is within ~0.025 rad of parallel; such pairs are never pruned.
+_PARALLEL_SIN2 = 5e-2
 
 
 @dataclass(frozen=True)
 class AtssAssignment:
-    """ATSS labels of A anchors against K GT (torch tensors on the anchors' device)."""
+    """ATSS labels of A anchors against K GT (torch tensors on the anchors' device).
+
+    `atss_assign` (one set) returns the per-GT fields as documented; `atss_assign_sets` (S sets) gives them a set
+    axis: ``candidates [topk, S, K]``, ``threshold [S, K]``, ``gt_max_iou [S, K]``.
+    """
 
     assigned_gt: torch.Tensor
     """int64 ``[A]``: the matched GT index, -1 for background."""
@@ -79,26 +104,254 @@ class AtssAssignment:
         return int(self.positive.sum())
 
 
-def _topk_nearest(anchors_xyz: torch.Tensor, gt_xyz: torch.Tensor, topk: int) -> torch.Tensor:
-    """``[topk, K]`` anchor indices nearest to each GT (3D), ties at the boundary broken by lower anchor index."""
-    dist = (anchors_xyz[:, None, :] - gt_xyz[None, :, :]).norm(dim=-1)  # [A, K], upstream's op order
-    kth = dist.topk(topk, dim=0, largest=False).values[-1]  # [K]: the k-th smallest distance
-    ik, ia = (dist <= kth[None, :]).t().nonzero(as_tuple=True)  # every anchor within it, ordered by (gt, anchor)
-    d = dist[ia, ik]
-    # Order by (gt, distance, anchor): a stable sort on distance, then a stable sort on gt.
-    perm = torch.argsort(d, stable=True)
-    perm = perm[torch.argsort(ik[perm], stable=True)]
-    ia, ik = ia[perm], ik[perm]
-    counts = torch.bincount(ik, minlength=gt_xyz.shape[0])
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(ik.shape[0], device=ik.device) - starts[ik]
-    keep = rank < topk  # every GT has >= topk entries, so exactly topk survive per GT
-    return ia[keep].view(gt_xyz.shape[0], topk).t().contiguous()
+@dataclass(frozen=True)
+class AtssAnchorIndex:
+    """Static search structures over the anchors of S ATSS anchor sets. Build once per anchor layout with
+    `AtssAnchorIndex.build` and pass it to `atss_assign_sets` for every frame; tensors live on the anchors' device.
+
+    Cells: set s is bucketed into square BEV cells of side ``cell_size[s]`` (about the spacing of its distinct
+    positions) from ``cell_origin[s]`` (the set's minimum x, y); the key of cell ``(ix, iy)`` is
+    ``key_base[s] + iy * cell_count[s, 0] + ix``, and ``keys`` / ``order`` list every anchor sorted by key (ascending
+    anchor index within a cell).
+    """
+
+    num_anchors: int
+    anchor_set: torch.Tensor
+    """int64 ``[A]``: set of every anchor."""
+    set_count: torch.Tensor
+    """int64 ``[S]``: anchors per set."""
+    set_first: torch.Tensor
+    """int64 ``[S]``: lowest anchor index of each set (its "anchor 0", forced by a GT that overlaps nothing)."""
+    set_table: torch.Tensor
+    """int64 ``[S, max(set_count)]``: each set's anchors ascending, padded with -1 (the dense fallback)."""
+    cell_origin: torch.Tensor
+    """float64 ``[S, 2]``."""
+    cell_size: torch.Tensor
+    """float64 ``[S]``, metres."""
+    cell_count: torch.Tensor
+    """int64 ``[S, 2]``: cells along x and y."""
+    key_base: torch.Tensor
+    """int64 ``[S]``."""
+    z_range: torch.Tensor
+    """float64 ``[S, 2]``: lowest and highest anchor centre z of each set."""
+    per_position: torch.Tensor
+    """float64 ``[S]``: anchors per distinct BEV position (sizes x rotations x heights on a grid)."""
+    keys: torch.Tensor
+    """int64 ``[A]``: sorted cell keys."""
+    order: torch.Tensor
+    """int64 ``[A]``: the anchor of each sorted key."""
+    aabb: AabbIndex
+    """The anchors' BEV bounding rectangles grown by ``aabb_pad`` (IoU candidate pairs)."""
+    aabb_pad: float
+
+    @property
+    def num_sets(self) -> int:
+        return int(self.set_count.shape[0])
+
+    @staticmethod
+    def build(anchors: torch.Tensor, anchor_set: torch.Tensor | None = None, *, num_sets: int | None = None,
+              margin_compat: bool = False) -> "AtssAnchorIndex":
+        """Index canonical ``anchors [A, 7+]``; ``anchor_set`` int ``[A]`` in ``0..S-1`` (None: one set), S =
+        ``num_sets`` or ``max(anchor_set) + 1``. ``margin_compat`` must match the `atss_assign_sets` calls (it sets
+        the rectangles' padding)."""
+        check_boxes("anchors", anchors)
+        n_a, dev = anchors.shape[0], anchors.device
+        if anchor_set is None:
+            anchor_set = torch.zeros(n_a, dtype=torch.int64, device=dev)
+        if (not isinstance(anchor_set, torch.Tensor) or anchor_set.shape != (n_a,) or anchor_set.is_floating_point()
+                or (n_a and int(anchor_set.min()) < 0)):
+            raise DataError(f"anchor_set: expected a non-negative integer tensor of shape [{n_a}] (one per anchor)")
+        anchor_set = anchor_set.to(torch.int64)
+        n_s = num_sets if num_sets is not None else (int(anchor_set.max()) + 1 if n_a else 0)
+        if n_a and int(anchor_set.max()) >= n_s:
+            raise DataError(f"anchor_set: values must be below num_sets={n_s}, got {int(anchor_set.max())}")
+        arange = torch.arange(n_a, device=dev)
+        set_count = torch.bincount(anchor_set, minlength=n_s)
+        set_first = torch.full((n_s,), n_a, dtype=torch.int64, device=dev).scatter_reduce(
+            0, anchor_set, arange, "amin")
+        by_set = torch.argsort(anchor_set, stable=True)  # ascending anchor index within a set
+        col = arange - (torch.cumsum(set_count, 0) - set_count)[anchor_set[by_set]]
+        set_table = torch.full((n_s, int(set_count.max()) if n_s else 0), -1, dtype=torch.int64, device=dev)
+        set_table[anchor_set[by_set], col] = by_set
+
+        xyz = anchors[:, 0:3].double()
+        idx3 = anchor_set[:, None].expand(n_a, 3)
+        lo = torch.full((n_s, 3), math.inf, dtype=torch.float64, device=dev).scatter_reduce(0, idx3, xyz, "amin")
+        hi = torch.full((n_s, 3), -math.inf, dtype=torch.float64, device=dev).scatter_reduce(0, idx3, xyz, "amax")
+        empty = set_count == 0
+        lo, hi = lo.masked_fill(empty[:, None], 0.0), hi.masked_fill(empty[:, None], 0.0)
+        positions = torch.unique(torch.stack((anchor_set.double(), xyz[:, 0], xyz[:, 1]), dim=1), dim=0)
+        n_pos = torch.bincount(positions[:, 0].to(torch.int64), minlength=n_s).double().clamp_min(1)
+        ext = hi[:, 0:2] - lo[:, 0:2]
+        area, longest = ext[:, 0] * ext[:, 1], ext.amax(dim=1)
+        # About one distinct position per cell: a 2D grid -> sqrt(area / positions); a line of positions -> their
+        # spacing; a single position -> any size.
+        cell = torch.where(area > 0, (area / n_pos).sqrt(),
+                           torch.where(longest > 0, longest / (n_pos - 1).clamp_min(1), torch.ones_like(area)))
+        cell_count = torch.floor(ext / cell[:, None]).to(torch.int64) + 1
+        n_cells = cell_count[:, 0] * cell_count[:, 1]
+        key_base = torch.cumsum(n_cells, 0) - n_cells
+        ixy = torch.floor((xyz[:, 0:2] - lo[anchor_set, 0:2]) / cell[anchor_set, None]).to(torch.int64)
+        ixy = torch.minimum(ixy.clamp_min(0), cell_count[anchor_set] - 1)
+        key = key_base[anchor_set] + ixy[:, 1] * cell_count[anchor_set, 0] + ixy[:, 0]
+        keys, order = torch.sort(key, stable=True)
+        pad = 1.5 * MARGIN if margin_compat else 0.0  # as assignaudit.ops.box_iou_bev_sparse
+        return AtssAnchorIndex(n_a, anchor_set, set_count, set_first, set_table, lo[:, 0:2].contiguous(), cell,
+                               cell_count, key_base, torch.stack((lo[:, 2], hi[:, 2]), dim=1),
+                               set_count.double() / n_pos, keys, order, AabbIndex.build(bev_aabb(anchors, pad)), pad)
+
+
+def _expand_ranges(starts: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ranges ``[starts[r], starts[r] + lens[r])``: ``(range id, value)`` of every element, range-major."""
+    lens = lens.clamp_min(0)
+    rid = torch.repeat_interleave(torch.arange(lens.shape[0], device=lens.device), lens)
+    offs = torch.arange(rid.shape[0], device=lens.device) - (torch.cumsum(lens, 0) - lens)[rid]
+    return rid, starts[rid] + offs
+
+
+def _rank_entries(e_a: torch.Tensor, e_v: torch.Tensor, e_d: torch.Tensor, n_v: int):
+    """Sort (anchor, virtual GT, distance) entries by (v, distance, anchor); returns them with each entry's rank
+    within its v and the entries per v."""
+    perm = torch.argsort(e_a, stable=True)
+    perm = perm[torch.argsort(e_d[perm], stable=True)]
+    perm = perm[torch.argsort(e_v[perm], stable=True)]
+    e_a, e_v, e_d = e_a[perm], e_v[perm], e_d[perm]
+    counts = torch.bincount(e_v, minlength=n_v)
+    rank = torch.arange(e_v.shape[0], device=e_v.device) - (torch.cumsum(counts, 0) - counts)[e_v]
+    return e_a, e_v, e_d, rank, counts
+
+
+def _nearest_candidates(index: AtssAnchorIndex, anchors_xyz: torch.Tensor, gt_xyz: torch.Tensor,
+                        topk: int) -> tuple[torch.Tensor, int]:
+    """``[topk, S * K]`` nearest anchors (3D) of every virtual GT ``v = s * K + k`` among set s, ordered by
+    (distance, anchor index): the dense ``topk`` with ties towards the lower index. Also returns how many virtual GT
+    took the dense fallback."""
+    dev = anchors_xyz.device
+    n_s, n_g = index.num_sets, gt_xyz.shape[0]
+    n_v = n_s * n_g
+    v_set = torch.arange(n_s, device=dev).repeat_interleave(n_g)
+    v_gt = torch.arange(n_g, device=dev).repeat(n_s)
+    g64 = gt_xyz.double()[v_gt]  # [V, 3]
+
+    # Window radius in cells: enough cells for ~topk anchors plus a ring (a 5 x 5 window for topk 9, 2 per position).
+    need = torch.ceil(topk / index.per_position)
+    radius = torch.round(torch.sqrt(need / math.pi) + 0.75).clamp_min(1).to(torch.int64)[v_set]
+    origin, cell, count = index.cell_origin[v_set], index.cell_size[v_set], index.cell_count[v_set]
+    centre = torch.floor((g64[:, 0:2] - origin) / cell[:, None]).clamp(-1, 2**40).to(torch.int64)
+    centre = torch.minimum(centre.clamp_min(0), count - 1)  # a GT outside the grid looks at its border cells
+    lo = (centre - radius[:, None]).clamp_min(0)
+    hi = torch.minimum(centre + radius[:, None], count - 1)
+
+    # Distance from the GT to the region outside the window. A side on the grid border has no anchor beyond it.
+    inf = torch.full_like(cell, math.inf)
+    edge_lo = origin + lo.double() * cell[:, None]
+    edge_hi = origin + (hi + 1).double() * cell[:, None]
+    gap = torch.stack((torch.where(lo[:, 0] > 0, g64[:, 0] - edge_lo[:, 0], inf),
+                       torch.where(hi[:, 0] < count[:, 0] - 1, edge_hi[:, 0] - g64[:, 0], inf),
+                       torch.where(lo[:, 1] > 0, g64[:, 1] - edge_lo[:, 1], inf),
+                       torch.where(hi[:, 1] < count[:, 1] - 1, edge_hi[:, 1] - g64[:, 1], inf)), dim=1)
+    gap_bev = gap.amin(dim=1).clamp_min(0)
+    z_lo, z_hi = index.z_range[v_set, 0], index.z_range[v_set, 1]
+    gap_z = torch.maximum(torch.maximum(z_lo - g64[:, 2], g64[:, 2] - z_hi), torch.zeros_like(z_lo))
+    outside = torch.sqrt(gap_bev * gap_bev + gap_z * gap_z)
+
+    # One key range per cell row of every window.
+    rows = hi[:, 1] - lo[:, 1] + 1
+    w_v, row = _expand_ranges(lo[:, 1], rows)
+    row_key = index.key_base[v_set[w_v]] + row * count[w_v, 0]
+    start = torch.searchsorted(index.keys, row_key + lo[w_v, 0], right=False)
+    stop = torch.searchsorted(index.keys, row_key + hi[w_v, 0], right=True)
+    rid, pos = _expand_ranges(start, stop - start)
+    e_v, e_a = w_v[rid], index.order[pos]
+    e_d = (anchors_xyz[e_a] - gt_xyz[v_gt[e_v]]).norm(dim=-1)  # upstream's op order, same bits as the dense matrix
+    e_a, e_v, e_d, rank, counts = _rank_entries(e_a, e_v, e_d, n_v)
+
+    kth = torch.full((n_v,), math.inf, dtype=torch.float64, device=dev)
+    full = counts >= topk
+    kth[full] = e_d[(torch.cumsum(counts, 0) - counts)[full] + topk - 1].double()
+    ok = full & (kth * (1 + _WINDOW_REL) + _WINDOW_ABS < outside)
+    fail = torch.nonzero(~ok).squeeze(1)
+    if fail.numel():
+        # Dense over the failing GT's set, as the reference: k-th distance by topk, then every anchor within it.
+        table = index.set_table[v_set[fail]]  # [F, max set size]
+        d = (anchors_xyz[table.clamp_min(0)] - gt_xyz[v_gt[fail]][:, None, :]).norm(dim=-1)
+        d = d.masked_fill(table < 0, math.inf)
+        kth_f = d.topk(topk, dim=1, largest=False).values[:, -1:]
+        r, c = torch.nonzero(d <= kth_f, as_tuple=True)
+        keep = ok[e_v]
+        e_a, e_v, e_d, rank, counts = _rank_entries(torch.cat((e_a[keep], table[r, c])),
+                                                    torch.cat((e_v[keep], fail[r])),
+                                                    torch.cat((e_d[keep], d[r, c])), n_v)
+    return e_a[rank < topk].view(n_v, topk).t().contiguous(), int(fail.numel())
+
+
+def _grown(boxes: torch.Tensor, pad: float) -> torch.Tensor:
+    """Boxes with every half-size grown by ``pad`` metres (BEV columns only matter)."""
+    return torch.cat((boxes[:, 0:3], boxes[:, 3:5] + 2 * pad, boxes[:, 5:7]), dim=1)
+
+
+def _iou_from_inter_bound(a: torch.Tensor, g: torch.Tensor, inter: torch.Tensor, iou_3d: bool) -> torch.Tensor:
+    """float64 IoU bound from a bound on the BEV intersection (IoU grows with the intersection)."""
+    a, g, inter = a.double(), g.double(), inter.double() * (1 + _BOUND_REL)
+    if iou_3d:
+        h = (torch.minimum(a[:, 2] + a[:, 5] / 2, g[:, 2] + g[:, 5] / 2)
+             - torch.maximum(a[:, 2] - a[:, 5] / 2, g[:, 2] - g[:, 5] / 2)).clamp_min(0) + 1e-5
+        inter = inter * h
+        return inter / (a[:, 3] * a[:, 4] * a[:, 5] + g[:, 3] * g[:, 4] * g[:, 5] - inter).clamp_min(1e-6)
+    return inter / (a[:, 3] * a[:, 4] + g[:, 3] * g[:, 4] - inter).clamp_min(1e-8)
+
+
+def _projection_bound(a: torch.Tensor, g: torch.Tensor, pad: float) -> torch.Tensor:
+    """float64 ``[P]`` bound of the BEV intersection of row pairs (anchor, GT) grown by ``pad``: the overlap of
+    their projections on G's axes, and on A's axes (a box is the intersection of its two slabs)."""
+    a, g = a.double(), g.double()
+    ha, hg = a[:, 3:5] / 2 + pad, g[:, 3:5] / 2 + pad
+    dyaw = a[:, 6] - g[:, 6]
+    c, s = torch.cos(dyaw).abs(), torch.sin(dyaw).abs()
+    dx, dy = a[:, 0] - g[:, 0], a[:, 1] - g[:, 1]
+
+    def overlap(off: torch.Tensor, h_self: torch.Tensor, h_other: torch.Tensor) -> torch.Tensor:
+        # length of [-h_self, h_self] n [off - h_other, off + h_other]
+        return (torch.minimum(h_self, off + h_other) - torch.maximum(-h_self, off - h_other)).clamp_min(0)
+
+    cg, sg = torch.cos(g[:, 6]), torch.sin(g[:, 6])
+    in_g = (overlap(dx * cg + dy * sg, hg[:, 0], ha[:, 0] * c + ha[:, 1] * s)
+            * overlap(-dx * sg + dy * cg, hg[:, 1], ha[:, 0] * s + ha[:, 1] * c))
+    ca, sa = torch.cos(a[:, 6]), torch.sin(a[:, 6])
+    in_a = (overlap(-dx * ca - dy * sa, ha[:, 0], hg[:, 0] * c + hg[:, 1] * s)
+            * overlap(dx * sa - dy * ca, ha[:, 1], hg[:, 0] * s + hg[:, 1] * c))
+    return torch.minimum(in_g, in_a)
+
+
+def _may_reach(a: torch.Tensor, g: torch.Tensor, floor: torch.Tensor, margin_compat: bool,
+               iou_3d: bool) -> torch.Tensor:
+    """bool ``[P]``: can the kernel IoU of row pair (a, g) reach ``floor`` (float64)? False only when proven not.
+
+    Every vertex of the kernel's intersection polygon lies in both rectangles grown by the margin (the margin kernel
+    counts corners up to 1 cm outside; a proper crossing lies on both boundaries), so the polygon, star-shaped
+    around its vertices' mean, lies in the intersection of the grown rectangles, and its area is at most that
+    intersection's: bounded cheaply by the projections, then (margin kernel only, whose polygon sort costs ~5x the
+    exact clip) by the exact kernel on the grown boxes. ``_BOUND_PAD`` covers float32 corners and crossings, except
+    for nearly parallel edges, where a crossing of near-collinear edges can land anywhere along them: such pairs
+    always pass.
+    """
+    pad = (MARGIN if margin_compat else 0.0) + _BOUND_PAD
+    parallel = torch.sin(2 * (a[:, 6].double() - g[:, 6].double())).abs() < _PARALLEL_SIN2
+    live = parallel | (_iou_from_inter_bound(a, g, _projection_bound(a, g, pad), iou_3d) >= floor)
+    if iou_3d:
+        # No height overlap in the kernel's own float arithmetic: 3D IoU exactly 0, which never changes a maximum
+        # (a GT whose maximum is 0 forces its set's first anchor whatever the pairs).
+        live = live & (_height_overlap(a, g) > 0)
+    if margin_compat:
+        sel = torch.nonzero(live & ~parallel).squeeze(1)
+        inter = bev_intersection_aligned(_grown(a[sel], pad), _grown(g[sel], pad))
+        live[sel] = _iou_from_inter_bound(a[sel], g[sel], inter, iou_3d) >= floor[sel]
+    return live
 
 
 def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, topk: int = 9, *,
                 upstream_quirks: bool = False, margin_compat: bool = False, iou_3d: bool = False) -> AtssAssignment:
-    """Label anchors with OpenPCDet's ATSS rule (module docstring).
+    """Label anchors with OpenPCDet's ATSS rule (module docstring): one anchor set, one frame.
 
     Args:
         anchors: canonical ``Tensor[A, 7+]`` (centre z, metres, LiDAR frame).
@@ -111,78 +364,128 @@ def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.
     Returns an `AtssAssignment`. Inputs are not modified.
     """
     check_pair("anchors", anchors, "gt_boxes", gt_boxes)
+    one_set = AtssAnchorIndex.build(anchors, num_sets=1, margin_compat=margin_compat)
+    r = atss_assign_sets(anchors, gt_boxes, gt_labels, topk, index=one_set, upstream_quirks=upstream_quirks,
+                         margin_compat=margin_compat, iou_3d=iou_3d)
+    return AtssAssignment(r.assigned_gt, r.labels, r.iou, r.forced, r.candidates[:, 0], r.threshold[0],
+                          r.gt_max_iou[0], r.num_iou_pairs)
+
+
+def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, topk: int = 9, *,
+                     anchor_set: torch.Tensor | None = None, index: AtssAnchorIndex | None = None,
+                     upstream_quirks: bool = False, margin_compat: bool = False,
+                     iou_3d: bool = False) -> AtssAssignment:
+    """`atss_assign` for S anchor sets at once: set s's assigner sees the anchors with ``anchor_set == s`` (in
+    ascending index order) and every GT; each anchor gets at most one GT.
+
+    Args:
+        anchors, gt_boxes, gt_labels, topk, upstream_quirks, margin_compat, iou_3d: as `atss_assign`; every set needs
+            at least ``topk`` anchors.
+        anchor_set: int ``[A]`` in ``0..S-1`` (None: one set). Ignored when ``index`` is given.
+        index: ``AtssAnchorIndex.build(anchors, anchor_set, margin_compat=margin_compat)``, to reuse across frames.
+
+    Returns an `AtssAssignment` whose per-GT fields carry a set axis (``threshold [S, K]``, ...). Inputs are not
+    modified.
+    """
+    check_pair("anchors", anchors, "gt_boxes", gt_boxes)
     n_a, n_g = anchors.shape[0], gt_boxes.shape[0]
     if not isinstance(gt_labels, torch.Tensor) or gt_labels.shape != (n_g,):
         shape = list(gt_labels.shape) if isinstance(gt_labels, torch.Tensor) else type(gt_labels).__name__
         raise DataError(f"gt_labels: expected a tensor of shape [{n_g}] (one per GT box), got {shape}")
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ConfigError(f"ATSS topk: expected an integer >= 1, got {topk!r}")
-    device = anchors.device
+    if index is None:
+        index = AtssAnchorIndex.build(anchors, anchor_set, margin_compat=margin_compat)
+    elif index.num_anchors != n_a:
+        raise DataError(f"index: built for {index.num_anchors} anchors, got {n_a}")
+    device, n_s = anchors.device, index.num_sets
     background = torch.full((n_a,), -1, dtype=torch.int64, device=device)
     if n_g == 0:
         # Upstream never sees an empty frame in training (the dataset resamples); all background here.
         return AtssAssignment(background, background.clone(), anchors.new_zeros(n_a),
                               torch.zeros(n_a, dtype=torch.bool, device=device),
-                              torch.zeros((min(topk, n_a), 0), dtype=torch.int64, device=device),
-                              anchors.new_zeros(0), anchors.new_zeros(0), 0)
-    if topk > n_a:
-        raise ConfigError(f"ATSS topk={topk} exceeds the number of anchors ({n_a})")
+                              torch.zeros((min(topk, n_a), n_s, 0), dtype=torch.int64, device=device),
+                              anchors.new_zeros((n_s, 0)), anchors.new_zeros((n_s, 0)), 0)
+    if n_s == 0 or int(index.set_count.min()) < topk:
+        fewest = int(index.set_count.min()) if n_s else 0
+        raise ConfigError(f"ATSS topk={topk} exceeds the number of anchors ({fewest})")
 
-    # Sparse IoU, sorted by (anchor, gt): a flat key lets candidates look their IoU up exactly.
-    s_a, s_g, s_iou = box_iou_bev_sparse(anchors, gt_boxes, min_iou=0.0, margin_compat=margin_compat)
-    if iou_3d:
-        # 3D IoU > 0 needs a BEV intersection > 0: the BEV pairs are a superset; keep the (anchor, gt) order.
-        s_iou = box_iou_3d_aligned(anchors[s_a], gt_boxes[s_g], margin_compat=margin_compat)
-        keep = s_iou > 0
-        s_a, s_g, s_iou = s_a[keep], s_g[keep], s_iou[keep]
-    s_key = s_a * n_g + s_g
+    # Virtual GT v = s * K + k: GT k as seen by set s's assigner. An anchor only meets the v of its own set, and
+    # within a set v orders like k, so "lower GT index" and "last GT wins" carry over.
+    n_v = n_s * n_g
+    v_gt = torch.arange(n_g, device=device).repeat(n_s)
+    cand, _ = _nearest_candidates(index, anchors[:, 0:3], gt_boxes[:, 0:3], topk)  # [topk, V]
+    v_of_cand = torch.arange(n_v, device=device).expand(topk, n_v)
+    g_of_cand = v_gt.expand(topk, n_v)
+    iou_fn = box_iou_3d_aligned if iou_3d else box_iou_bev_aligned
 
-    cand = _topk_nearest(anchors[:, 0:3], gt_boxes[:, 0:3], topk)  # [topk, K]
-    gt_of_cand = torch.arange(n_g, device=device).expand(topk, n_g)
-    c_key = (cand * n_g + gt_of_cand).reshape(-1)
-    pos = torch.searchsorted(s_key, c_key).clamp_max(max(s_key.shape[0] - 1, 0))
-    found = (s_key[pos] == c_key) if s_key.numel() else torch.zeros_like(c_key, dtype=torch.bool)
-    cand_iou = torch.where(found, s_iou[pos] if s_iou.numel() else anchors.new_zeros(()),
-                           anchors.new_zeros(())).view(topk, n_g)
-    # torch's unbiased std of one value is NaN (with a warning): keep the NaN, skip the warning.
-    std = cand_iou.std(dim=0, unbiased=True) if topk > 1 else torch.full_like(cand_iou[0], float("nan"))
-    threshold = cand_iou.mean(dim=0) + std + THRESHOLD_EPS
+    # Candidates: the kernel gives exactly 0 to a pair whose margin-padded rectangles do not overlap (no crossing,
+    # no corner within 1 cm), the value box_iou_bev_sparse leaves there.
+    c_a, c_v = cand.reshape(-1), v_of_cand.reshape(-1)
+    c_iou = iou_fn(anchors[c_a], gt_boxes[v_gt[c_v]], margin_compat=margin_compat)
+    cand_iou = c_iou.view(topk, n_v)
+
+    # Every other pair with IoU > 0 has overlapping padded rectangles (as box_iou_bev_sparse). An anchor fixes the
+    # set, so (anchor, GT) identifies (anchor, v).
+    p_g, p_a = index.aabb.query(bev_aabb(gt_boxes, index.aabb_pad), ordered=False)
+    p_key = p_a * n_g + p_g
+    c_sorted = torch.sort(c_a * n_g + v_gt[c_v]).values  # unique: a set's candidates of one GT are distinct anchors
+    is_cand = c_sorted[torch.searchsorted(c_sorted, p_key).clamp_max(c_sorted.numel() - 1)] == p_key
+
+    # Forced match: a non-candidate pair matters only if it can reach the best candidate IoU.
+    r_a, r_g = p_a[~is_cand], p_g[~is_cand]
+    r_v = index.anchor_set[r_a] * n_g + r_g
+    floor = cand_iou.amax(dim=0).double()[r_v] * (1 - 1e-6)
+    live = _may_reach(anchors[r_a], gt_boxes[r_g], floor, margin_compat, iou_3d)
+    r_a, r_v = r_a[live], r_v[live]
+    r_iou = iou_fn(anchors[r_a], gt_boxes[v_gt[r_v]], margin_compat=margin_compat)
+    all_a, all_v, all_iou = torch.cat((c_a, r_a)), torch.cat((c_v, r_v)), torch.cat((c_iou, r_iou))
+
+    # Per set on a contiguous [topk, K] block, the shape upstream reduces: torch's column reductions can round
+    # differently with the number of columns. The std of one value is NaN in torch (with a warning): keep the NaN,
+    # skip the warning.
+    threshold = torch.cat([
+        block.mean(dim=0) + (block.std(dim=0, unbiased=True) if topk > 1 else torch.full_like(block[0], float("nan")))
+        + THRESHOLD_EPS for block in (cand_iou[:, s * n_g:(s + 1) * n_g].contiguous() for s in range(n_s))])
     is_pos = cand_iou >= threshold[None, :]
 
     # BEV inside test in the GT's frame (rotate the offset by -yaw).
-    off = anchors[cand.reshape(-1), 0:2] - gt_boxes[gt_of_cand.reshape(-1), 0:2]
-    yaw = gt_boxes[gt_of_cand.reshape(-1), 6]
+    g_flat = g_of_cand.reshape(-1)
+    off = anchors[cand.reshape(-1), 0:2] - gt_boxes[g_flat, 0:2]
+    yaw = gt_boxes[g_flat, 6]
     c, s = torch.cos(yaw), torch.sin(yaw)
     x_local = off[:, 0] * c + off[:, 1] * s
     y_local = -off[:, 0] * s + off[:, 1] * c
-    dims = gt_boxes[gt_of_cand.reshape(-1), 3:5]
+    dims = gt_boxes[g_flat, 3:5]
     if upstream_quirks:
         # atss_target_assigner.py indexes dims [1, 0] ("bugfixed"): x_local against dy, y_local against dx.
         dims = dims[:, [1, 0]]
     half = dims / 2
     inside = (x_local <= half[:, 0]) & (x_local >= -half[:, 0]) & (y_local <= half[:, 1]) & (y_local >= -half[:, 1])
-    is_pos = is_pos & inside.view(topk, n_g)
+    is_pos = is_pos & inside.view(topk, n_v)
 
     # Step 5: an anchor positive for several GT keeps the highest IoU; ties go to the lower GT index.
-    p_a, p_g, p_iou = cand[is_pos], gt_of_cand[is_pos], cand_iou[is_pos]
+    p_a5, p_v5, p_iou5 = cand[is_pos], v_of_cand[is_pos], cand_iou[is_pos]
     best = torch.full((n_a,), float("-inf"), dtype=anchors.dtype, device=device)
-    best = best.scatter_reduce(0, p_a, p_iou, reduce="amax")
-    winner = p_iou == best[p_a]
-    big = torch.full((n_a,), n_g, dtype=torch.int64, device=device)
-    assigned = big.scatter_reduce(0, p_a[winner], p_g[winner], reduce="amin")
-    assigned = torch.where(assigned == n_g, background, assigned)
+    best = best.scatter_reduce(0, p_a5, p_iou5, reduce="amax")
+    winner = p_iou5 == best[p_a5]
+    big = torch.full((n_a,), n_v, dtype=torch.int64, device=device)
+    assigned = big.scatter_reduce(0, p_a5[winner], p_v5[winner], reduce="amin")
+    assigned = torch.where(assigned == n_v, background, assigned)
     iou = torch.where(assigned >= 0, best, anchors.new_zeros(()))
 
-    # Step 6: forced argmax anchor per GT over all anchors (zeros elsewhere, so an all-zero GT forces anchor 0).
-    g_max = anchors.new_zeros(n_g).scatter_reduce(0, s_g, s_iou, reduce="amax", include_self=True)
-    at_max = (s_iou == g_max[s_g]) & (g_max[s_g] > 0)
-    g_arg = torch.zeros(n_g, dtype=torch.int64, device=device).scatter_reduce(
-        0, s_g[at_max], s_a[at_max], reduce="amin", include_self=False)
+    # Step 6: forced argmax anchor per GT over the set's anchors (first index; all-zero IoU -> the set's first).
+    g_max = anchors.new_zeros(n_v).scatter_reduce(0, all_v, all_iou, reduce="amax", include_self=True)
+    at_max = (all_iou == g_max[all_v]) & (g_max[all_v] > 0)
+    g_arg = index.set_first.repeat_interleave(n_g).scatter_reduce(
+        0, all_v[at_max], all_a[at_max], reduce="amin", include_self=False)
     # Upstream's duplicate-index scatter has no defined winner; the highest GT index wins here.
-    forced_gt = torch.full((n_a,), -1, dtype=torch.int64, device=device).scatter_reduce(
-        0, g_arg, torch.arange(n_g, device=device), reduce="amax", include_self=True)
-    forced = forced_gt >= 0
-    assigned = torch.where(forced, forced_gt, assigned)
-    iou = torch.where(forced, g_max[forced_gt.clamp_min(0)], iou)
-    labels = torch.where(assigned >= 0, gt_labels.to(torch.int64)[assigned.clamp_min(0)], background)
-    return AtssAssignment(assigned, labels, iou, forced, cand, threshold, g_max, int(s_a.numel()))
+    forced_v = torch.full((n_a,), -1, dtype=torch.int64, device=device).scatter_reduce(
+        0, g_arg, torch.arange(n_v, device=device), reduce="amax", include_self=True)
+    forced = forced_v >= 0
+    assigned = torch.where(forced, forced_v, assigned)
+    iou = torch.where(forced, g_max[forced_v.clamp_min(0)], iou)
+    assigned_gt = torch.where(assigned >= 0, v_gt[assigned.clamp_min(0)], background)
+    labels = torch.where(assigned_gt >= 0, gt_labels.to(torch.int64)[assigned_gt.clamp_min(0)], background)
+    return AtssAssignment(assigned_gt, labels, iou, forced, cand.view(topk, n_s, n_g), threshold.view(n_s, n_g),
+                          g_max.view(n_s, n_g), int(all_a.numel()))
