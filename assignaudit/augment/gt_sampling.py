@@ -230,6 +230,12 @@ def sample_and_paste(
         reject = hit_existing[lo:hi] | block[:, accepted].any(axis=1) | block[:, lo:hi].any(axis=1)
         accepted[lo:hi] = ~reject
 
+    return _accepted_result(cand_boxes, cand_names, cand_pts, accepted)
+
+
+def _accepted_result(cand_boxes: np.ndarray, cand_names: np.ndarray, cand_pts: np.ndarray,
+                     accepted: np.ndarray) -> PasteResult:
+    """The accepted candidates of a draw (both collision rules end here)."""
     return PasteResult(
         boxes=cand_boxes[accepted],
         class_name=cand_names[accepted],
@@ -321,9 +327,4 @@ def sample_and_paste_mmdet3d(
         later = np.triu(block[:, lo:hi], k=1).any(axis=1)
         accepted[lo:hi] = ~(blocked | later)
 
-    return PasteResult(
-        boxes=cand_boxes[accepted],
-        class_name=cand_names[accepted],
-        num_lidar_pts=cand_pts[accepted].astype(np.int64),
-        num_drawn=int(cand_boxes.shape[0]),
-    )
+    return _accepted_result(cand_boxes, cand_names, cand_pts, accepted)
