@@ -82,6 +82,8 @@ class CountOptions:
     bands: Bands = field(default_factory=Bands)
     device: str = "auto"
     max_frames: int | None = None
+    db_infos: tuple[Path, ...] = ()
+    """``--db-infos``: gt_sampling database info files to paste from (empty: the config's, else rebuilt)."""
 
     def __post_init__(self) -> None:
         if self.replays < 1:
@@ -178,15 +180,30 @@ def dataset_classes(source: BoxSource) -> tuple[str, ...] | None:
 
 
 def check_classes(config: DetectorConfig, vocabulary: set[str]) -> None:
-    """Config classes the dataset does not know at all are an error (a typo or a missing class_mapping)."""
+    """Config classes the dataset does not know (after ``class_mapping``).
+
+    None of them in the dataset is an error (a wrong source or a missing ``--class-map``); only some missing is a
+    warning, and those classes are counted with 0 GT. A missing class that differs from a dataset class only in
+    case is named in the message with the ``--class-map`` that fixes it.
+    """
     mapping = dict(config.gt_filters.class_mapping)
-    known = {mapping.get(c, c) for c in vocabulary}
+    known = {mapping.get(c, c) for c in vocabulary if c is not None}
     missing = [c for c in config.class_names if c not in known]
-    if missing:
+    if not missing:
+        return
+    by_lower = {str(c).lower(): c for c in vocabulary if c is not None and c not in mapping}
+    case_only = [(by_lower[c.lower()], c) for c in missing if c.lower() in by_lower]
+    hint = ""
+    if case_only:
+        pairs = ",".join(f"{src}={dst}" for src, dst in case_only)
+        hint = f"; {', '.join(repr(s) for s, _ in case_only)} differ only in case: pass --class-map {pairs}"
+    if len(missing) == len(config.class_names):
         raise ConfigError(
-            f"config class(es) {missing} do not occur in this dataset (its classes: {sorted(vocabulary)}); "
-            "map them with gt_filters.class_mapping"
+            f"none of the config classes {list(config.class_names)} occurs in this dataset (its classes: "
+            f"{sorted(map(str, vocabulary))}){hint or '; map them with --class-map DATASET=CONFIG,...'}"
         )
+    log.warning("config class(es) %s do not occur in this dataset (its classes: %s); they are counted with 0 GT%s",
+                missing, sorted(map(str, vocabulary)), hint)
 
 
 def limited(frames: Iterator[Frame], max_frames: int | None) -> Iterator[Frame]:
@@ -198,13 +215,15 @@ def limited(frames: Iterator[Frame], max_frames: int | None) -> Iterator[Frame]:
 
 
 def make_replay(config: DetectorConfig, source: BoxSource, *, seed: int, augment: bool, max_frames: int | None,
-                check: tuple[DetectorConfig, ...] = ()) -> AugmentationReplay:
+                check: tuple[DetectorConfig, ...] = (), db_infos: tuple[Path, ...] = ()) -> AugmentationReplay:
     """The seeded augmentation replay of ``config`` over ``source`` (a GT database pass first when the config pastes
     objects). Checks that every class of ``config`` (and of the ``check`` configs) occurs in the dataset.
 
     ``augment=False`` (``--no-augment``): no random op at all (the filters still apply), so no database is needed.
     """
     uses_db = augment and gt_sampling_op(config) is not None
+    if db_infos:
+        raise ConfigError("--db-infos: reading a gt_sampling database file is not supported yet")
     vocabulary = dataset_classes(source)
     database = None
     if uses_db or vocabulary is None:
@@ -320,7 +339,8 @@ def run_count(
         if missing:
             raise DataError(f"query dump {dump.path}: no entry for sample_token {missing[0]!r} ({len(missing)} of "
                             f"{len(tokens)} frame(s) to count are missing; limit the frames with --max-frames)")
-    replay = make_replay(config, source, seed=options.seed, augment=augment, max_frames=options.max_frames)
+    replay = make_replay(config, source, seed=options.seed, augment=augment, max_frames=options.max_frames,
+                         db_infos=options.db_infos)
 
     total = total_frames * replays
     resolved = config.to_dict()

@@ -175,6 +175,7 @@ class AugmentationReplay:
         self._mapping = tuple(config.gt_filters.class_mapping)
         self._min_points = int(config.gt_filters.min_lidar_points)
         self._use_valid_flag = bool(config.gt_filters.use_valid_flag)
+        self._drop_classes = tuple(config.gt_filters.drop_classes)
         self._range_mode = config.gt_filters.range_filter
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -204,8 +205,17 @@ class AugmentationReplay:
 
         # 1. before the augmentation queue: pcdet FILTER_MIN_POINTS_IN_GT (__getitem__), or mmdet3d nuScenes
         #    _filter_with_mask with use_valid_flag (LiDAR + radar points > 0, replacing the LiDAR-point filter).
+        #    Dataset classes the dataset class itself removes first (KITTI ``DontCare``, Waymo ``unknown``) go even
+        #    before that, so they never block a paste.
+        dropped = []
+        if self._drop_classes:
+            raw = np.asarray(frame.detection_class, dtype=object)
+            gone = class_mask(raw, self._drop_classes)
+            dropped.append((index[gone], names[gone], ann[gone], DROP_CLASS_FILTER))
+            boxes, names, ann, pts, index = boxes[~gone], names[~gone], ann[~gone], pts[~gone], index[~gone]
+            radar = radar[~gone] if radar is not None else None
         keep = valid_flag_mask(pts, radar) if self._use_valid_flag else min_points_mask(pts, self._min_points)
-        dropped = [(index[~keep], names[~keep], ann[~keep], DROP_MIN_POINTS)]
+        dropped.append((index[~keep], names[~keep], ann[~keep], DROP_MIN_POINTS))
         boxes, names, ann, pts, index = boxes[keep], names[keep], ann[keep], pts[keep], index[keep]
         source = np.full(boxes.shape[0], SOURCE_DATASET, dtype=object)
 

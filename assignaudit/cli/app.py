@@ -85,6 +85,55 @@ BoxesOpt = Annotated[
     Optional[Path],
     typer.Option("--boxes", help="A generic Parquet/CSV box table instead of nuScenes."),
 ]
+InfosOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option("--infos", help="A framework info file (OpenPCDet *_infos_*.pkl or mmdetection3d >= 1.1 v2 infos); "
+                                 "repeat for several.", show_default=False),
+]
+InfosFormatOpt = Annotated[
+    Optional[str],
+    typer.Option("--infos-format", help="Force the info-file format instead of detecting it from the content "
+                                        "(e.g. pcdet-kitti, pcdet-waymo, mmdet3d).", show_default=False),
+]
+DataPathOpt = Annotated[
+    Optional[Path],
+    typer.Option("--data-path", help="The framework's data directory (DATA_PATH / data_root): the train infos named "
+                                     "by --config are read from it.", show_default=False),
+]
+KittiRootOpt = Annotated[
+    Optional[Path],
+    typer.Option("--kitti-root", help="Raw KITTI object dataset (training/label_2, training/calib, ImageSets).",
+                 show_default=False),
+]
+Av2RootOpt = Annotated[
+    Optional[Path],
+    typer.Option("--av2-root", help="Argoverse 2 sensor dataset root (<split>/<log>/annotations.feather).",
+                 show_default=False),
+]
+
+
+@dataclass(frozen=True)
+class SourceArgs:
+    """The dataset-source options of a command, passed on to `assignaudit.sources.open.open_source`."""
+
+    dataroot: Optional[Path] = None
+    version: Optional[str] = None
+    split: Optional[str] = None
+    boxes: Optional[Path] = None
+    infos: tuple[Path, ...] = ()
+    infos_format: Optional[str] = None
+    data_path: Optional[Path] = None
+    kitti_root: Optional[Path] = None
+    av2_root: Optional[Path] = None
+
+    def open(self, config=None):
+        from assignaudit.sources.open import open_source
+
+        return open_source(self.dataroot, self.version, self.split, self.boxes, infos=self.infos,
+                           infos_format=self.infos_format, data_path=self.data_path, kitti_root=self.kitti_root,
+                           av2_root=self.av2_root, config=config)
+
+
 BandsOpt = Annotated[
     Optional[str], typer.Option("--bands", help="BEV range band edges in metres, e.g. 0,20,30,40,50.")
 ]

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from assignaudit.cli.app import (
-    EXTRA_ARGS, SET_HELP, BandsOpt, BoxesOpt, DatarootOpt, JsonOpt, OutOpt, QuietOpt, SplitOpt, VersionOpt, app,
-    CFG_OPTIONS_HELP, cli_errors, parse_config_overrides,
+    EXTRA_ARGS, SET_HELP, Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt,
+    JsonOpt, KittiRootOpt, OutOpt, QuietOpt, SourceArgs, SplitOpt, VersionOpt, app, CFG_OPTIONS_HELP, cli_errors,
+    parse_config_overrides,
 )
 
 ConfigOpt = Annotated[
@@ -39,6 +40,18 @@ def count_cmd(
     version: VersionOpt = None,
     split: SplitOpt = None,
     boxes: BoxesOpt = None,
+    infos: InfosOpt = None,
+    infos_format: InfosFormatOpt = None,
+    data_path: DataPathOpt = None,
+    kitti_root: KittiRootOpt = None,
+    av2_root: Av2RootOpt = None,
+    db_infos: Annotated[Optional[list[Path]], typer.Option(
+        "--db-infos", help="gt_sampling database info file(s) (OpenPCDet *_dbinfos_*.pkl / mmdet3d dbinfos) to draw "
+                           "pasted objects from, instead of the config's DB_INFO_PATH / db_sampler.info_path or the "
+                           "database rebuilt from the annotations.", show_default=False)] = None,
+    class_map: Annotated[Optional[str], typer.Option(
+        "--class-map", help="Map dataset class names to config class names, e.g. Car=car,Pedestrian=pedestrian "
+                            "(applied before the config's class filter).", show_default=False)] = None,
     bands: BandsOpt = None,
     out: OutOpt = Path("assignaudit-out"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the augmentation replay.")] = 0,
@@ -68,15 +81,20 @@ def count_cmd(
     overrides, cfg_options = parse_config_overrides(list(ctx.args))
     _check_compare_flags(compare_config, compare_pipeline, queries)
     cfg = load_config(config, overrides, cfg_options=cfg_options)
-    from assignaudit.sources.open import open_source
+    if class_map is not None:
+        from assignaudit.config.overrides import apply_class_map
 
-    source = open_source(dataroot=dataroot, version=version, split=split, boxes=boxes)
+        cfg = apply_class_map(cfg, class_map)
+    source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
+                        av2_root).open(cfg)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
-                           device=device, max_frames=max_frames)
+                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()))
     if compare_config is not None:
         from assignaudit.compare_configs import run_compare
 
         cfg_b = load_config(compare_config)
+        if class_map is not None:
+            cfg_b = apply_class_map(cfg_b, class_map)
         result = _with_progress(quiet or as_json, lambda cb: run_compare(
             cfg, cfg_b, source, options, out, pipeline=compare_pipeline or "a", on_progress=cb))
         if as_json:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated, Optional
+
+import typer
 
 from rich.console import Console
 from rich.table import Table
 
-from assignaudit.cli.app import BandsOpt, BoxesOpt, DatarootOpt, JsonOpt, SplitOpt, VersionOpt, app, cli_errors
+from assignaudit.cli.app import (
+    Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt, JsonOpt, KittiRootOpt,
+    SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
+)
 
 
 @app.command("info", help="Count annotations per class and range band (default: the bundled nuScenes fixture).")
@@ -17,15 +23,28 @@ def info_cmd(
     version: VersionOpt = None,
     split: SplitOpt = None,
     boxes: BoxesOpt = None,
+    infos: InfosOpt = None,
+    infos_format: InfosFormatOpt = None,
+    data_path: DataPathOpt = None,
+    kitti_root: KittiRootOpt = None,
+    av2_root: Av2RootOpt = None,
+    config: Annotated[Optional[str], typer.Option(
+        "--config", "--cfg_file", "--cfg-file",
+        help="Detector config whose dataset section names the train infos (with --data-path).")] = None,
     bands: BandsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     from assignaudit.bands import Bands
     from assignaudit.info import dataset_info
-    from assignaudit.sources.open import open_source
 
     band_spec = Bands.parse(bands)  # validate the cheap option before loading a dataset
-    source = open_source(dataroot=dataroot, version=version, split=split, boxes=boxes)
+    cfg = None
+    if config is not None:
+        from assignaudit.config import load_config
+
+        cfg = load_config(config)
+    source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
+                        av2_root).open(cfg)
     result = dataset_info(source, band_spec)
     if as_json:
         print(json.dumps(result, indent=2))

@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from assignaudit.cli.app import (
-    BandsOpt, BoxesOpt, DatarootOpt, JsonOpt, OutOpt, QuietOpt, SplitOpt, VersionOpt, app, cli_errors,
+    Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt, JsonOpt, KittiRootOpt,
+    OutOpt, QuietOpt, SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
 )
 from assignaudit.errors import ConfigError
 
@@ -39,6 +40,11 @@ def yaw_cmd(
     version: VersionOpt = None,
     split: SplitOpt = None,
     boxes: BoxesOpt = None,
+    infos: InfosOpt = None,
+    infos_format: InfosFormatOpt = None,
+    data_path: DataPathOpt = None,
+    kitti_root: KittiRootOpt = None,
+    av2_root: Av2RootOpt = None,
     config: Annotated[Optional[str], typer.Option(
         "--config", "--cfg_file", "--cfg-file",
         help="Detector config (preset or file) whose post_processing gives the NMS defaults.")] = None,
@@ -92,8 +98,10 @@ def yaw_cmd(
     options = YawOptions(match=match, match_threshold=match_threshold, bins=bins, flip_deg=flip_deg,
                          swap_tol_deg=swap_deg, bands=Bands.parse(bands), dup_dist_m=dup_dist, dup_iou=dup_iou,
                          nms=nms, nms_sweep=_floats(nms_sweep, "--nms-sweep"))
-    report = run_yaw(predictions, dataroot=dataroot, version=version, split=split, boxes=boxes,
-                     nusc_filters=nusc_filters, options=options, config_spec=config, config=cfg)
+    sources = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
+                         av2_root)
+    report = run_yaw(predictions, sources=sources, nusc_filters=nusc_filters, options=options, config_spec=config,
+                     config=cfg)
     written = write_yaw_reports(report, out)
     if plot is not None:
         written.append(plot_png(report, plot))

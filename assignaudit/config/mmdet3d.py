@@ -24,7 +24,7 @@ from assignaudit.assign.params import (
 )
 from assignaudit.augment.params import AugOp, GlobalRotScaleTrans, ObjectSample, RandomFlip3D
 from assignaudit.config._check import Checker, join, show
-from assignaudit.config.model import DetectorConfig, GTFilters, PostProcessing
+from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.config.schema import ConfigPaths, build_heatmap_params, check_consistency, log_heatmap_warnings
 from assignaudit.errors import ConfigError
 
@@ -781,11 +781,30 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         heatmap=heatmap,
         query=query,
         framework="mmdet3d",
+        dataset=_dataset_spec(ds),
     )
     check_consistency(result, chk, ConfigPaths(class_names=classes_path, anchors=anchor_paths,
                                                augmentations=aug_paths, class_mapping=classes_path,
                                                point_cloud_range=pcr_path, levels=join(head_path, "anchor_generator")))
     return result
+
+
+def _dataset_spec(ds: Mapping) -> DatasetSpec:
+    """The train dataset's type, ``data_root``, ``ann_file`` and the ObjectSample ``db_sampler.info_path``."""
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    db_infos: list[str] = []
+    for step in ds.get("pipeline") or ():
+        if isinstance(step, Mapping) and str(step.get("type", "")).rsplit(".", 1)[-1] == "ObjectSample":
+            sampler = step.get("db_sampler")
+            if isinstance(sampler, Mapping) and text(sampler.get("info_path")):
+                db_infos.append(sampler["info_path"])
+    ann = text(ds.get("ann_file"))
+    return DatasetSpec(framework="mmdet3d", dataset_type=text(str(ds.get("type", "")).rsplit(".", 1)[-1]),
+                       data_path=text(ds.get("data_root")), train_infos=(ann,) if ann else (),
+                       db_infos=tuple(db_infos))
 
 
 def load_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> DetectorConfig:

@@ -19,6 +19,10 @@ class GTFilters:
     """Which GT reach the assigner (after augmentation; spec §3.5, §9.1)."""
 
     min_lidar_points: int = 1  # FILTER_MIN_POINTS_IN_GT: keep num_lidar_pts >= this (pcdet nuScenes: 1)
+    drop_classes: tuple[str, ...] = ()
+    """Dataset class names removed before the augmentation queue, as the dataset class does (OpenPCDet KITTI drops
+    ``DontCare``, Waymo ``unknown``): unlike other out-of-config classes they then never block a gt_sampling
+    paste."""
     class_mapping: tuple[tuple[str, str], ...] = ()  # dataset class -> config class (applied before the class filter)
     range_filter: str = "pcdet"  # "pcdet": centre inside on x, y, z inclusive; "mmdet3d": BEV strictly inside
     use_valid_flag: bool = False
@@ -37,6 +41,37 @@ class PostProcessing:
     nms_pre_maxsize: int | None = None
     nms_post_maxsize: int | None = None
     circle_min_radius_sq: tuple[float, ...] = ()  # squared metres, per task/class group
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a framework config says about its training data: the dataset class and the files its ``create_data``
+    step wrote. Provenance and file lookup only (``count --data-path DIR`` finds the train infos and the
+    gt_sampling database from it); it never changes a count by itself, so it is not part of config equality.
+
+    Paths are as written in the config (usually relative to ``data_path``, which is itself relative to where the
+    framework runs); `assignaudit.sources` resolves them against ``--data-path``.
+    """
+
+    framework: str | None = None
+    """``pcdet`` | ``mmdet3d`` | None (our YAML / presets)."""
+    dataset_type: str | None = None
+    """OpenPCDet ``DATA_CONFIG.DATASET`` (``KittiDataset``, ``WaymoDataset``, ...) or mmdet3d's train dataset
+    ``type`` (after unwrapping CBGS / Repeat wrappers)."""
+    data_path: str | None = None
+    """OpenPCDet ``DATA_PATH`` / mmdet3d ``data_root``."""
+    train_infos: tuple[str, ...] = ()
+    """Info files of the training split: OpenPCDet ``INFO_PATH[DATA_SPLIT['train']]`` / mmdet3d ``ann_file``."""
+    db_infos: tuple[str, ...] = ()
+    """gt_sampling database info files: OpenPCDet ``DB_INFO_PATH`` (all are loaded) / mmdet3d
+    ``db_sampler.info_path``."""
+    backup_db_infos: tuple[str, ...] = ()
+    """OpenPCDet ``BACKUP_DB_INFO.DB_INFO_PATH``: used when a ``DB_INFO_PATH`` file is missing (Waymo configs)."""
+    db_data_path: tuple[str, ...] = ()
+    """OpenPCDet ``DB_DATA_PATH`` (shared-memory point files; no effect on boxes, recorded)."""
+    options: tuple[tuple[str, str], ...] = ()
+    """Dataset-class options that change which GT a frame hands on (``FILTER_EMPTY_BOXES_FOR_TRAIN``, ...), as
+    ``(key, json value)`` pairs, for the record."""
 
 
 HEAD_KINDS = ("anchor", "center", "query")
@@ -65,6 +100,8 @@ class DetectorConfig:
     heatmap: HeatmapParams | None = None
     query: QueryParams | None = None
     framework: str = "pcdet"  # "pcdet" | "mmdet3d": whose semantics the config reproduces (reports, compare)
+    dataset: DatasetSpec = field(default_factory=DatasetSpec, compare=False)
+    """Where the config's training data lives (provenance and file lookup; not part of equality)."""
 
     @property
     def grid_size(self) -> tuple[int, int, int]:
@@ -77,12 +114,14 @@ class DetectorConfig:
         return int(g[0]), int(g[1]), int(g[2])
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict of the resolved config (what reports store and hash)."""
+        """A JSON-able dict of the resolved config (what reports store and hash); ``dataset`` is left out (see
+        `DatasetSpec`; reports record it separately)."""
 
         def conv(obj: Any) -> Any:
             if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
                 d = {"type": type(obj).__name__} if type(obj).__module__.endswith("augment.params") else {}
-                d.update({f.name: conv(getattr(obj, f.name)) for f in dataclasses.fields(obj)})
+                # compare=False fields (``dataset``) are provenance, not target semantics: not hashed.
+                d.update({f.name: conv(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.compare})
                 return d
             if isinstance(obj, Enum):
                 return obj.value

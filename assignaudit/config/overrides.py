@@ -143,3 +143,38 @@ def _pcdet_value(old: Any, text: str, key: str) -> Any:
         raise ConfigError(f"--set {key}: type {type(value).__name__} ({show(value)}) does not match the existing "
                           f"{type(old).__name__} ({show(old)})")
     return float(value) if type(old) is float and type(value) is int else value
+
+
+def parse_class_map(text: str) -> tuple[tuple[str, str], ...]:
+    """``--class-map 'Car=car,Pedestrian=pedestrian'`` -> ``(('Car', 'car'), ('Pedestrian', 'pedestrian'))``."""
+    pairs = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise ConfigError(f"--class-map expects DATASET=CONFIG pairs separated by commas, e.g. Car=car, "
+                              f"got {item!r}")
+        pairs.append((src.strip(), dst.strip()))
+    if not pairs:
+        raise ConfigError("--class-map expects at least one DATASET=CONFIG pair, e.g. Car=car")
+    sources = [s for s, _ in pairs]
+    dup = next((s for s in sources if sources.count(s) > 1), None)
+    if dup is not None:
+        raise ConfigError(f"--class-map maps {dup!r} twice")
+    return tuple(pairs)
+
+
+def apply_class_map(config, text: str):
+    """A copy of ``config`` whose ``gt_filters.class_mapping`` is extended by ``--class-map`` (its pairs win)."""
+    import dataclasses
+
+    pairs = parse_class_map(text)
+    bad = [dst for _, dst in pairs if dst not in config.class_names]
+    if bad:
+        raise ConfigError(f"--class-map target {bad[0]!r} is not a class of config {config.name!r} "
+                          f"(its classes: {', '.join(config.class_names)})")
+    mapping = dict(config.gt_filters.class_mapping)
+    mapping.update(pairs)
+    filters = dataclasses.replace(config.gt_filters, class_mapping=tuple(mapping.items()))
+    return dataclasses.replace(config, gt_filters=filters)

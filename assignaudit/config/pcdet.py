@@ -24,7 +24,7 @@ from assignaudit.assign.params import AnchorLayout, AnchorSet, AssignerParams, F
 from assignaudit.augment.params import AugOp, GTSampling, WorldFlip, WorldRotation, WorldScaling, WorldTranslation
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config._yaml import read_yaml_file
-from assignaudit.config.model import DetectorConfig, GTFilters, PostProcessing
+from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.config.schema import ConfigPaths, build_heatmap_params, check_consistency, log_heatmap_warnings
 from assignaudit.errors import ConfigError
 
@@ -479,6 +479,7 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         heatmap=heatmap,
         query=query,
         framework="pcdet",
+        dataset=_dataset_spec(data),
     )
     check_consistency(result, chk, ConfigPaths(class_names="CLASS_NAMES", anchors=anchor_paths,
                                                augmentations=aug_paths, class_mapping="CLASS_NAMES",
@@ -486,6 +487,44 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
     if multihead:  # after the per-class checks, which name the offending key more precisely
         _check_head_order(chk, head, head_path, class_names, anchors.anchor_sets)
     return result
+
+
+def _dataset_spec(data: Mapping) -> DatasetSpec:
+    """DATASET, DATA_PATH, the train INFO_PATH (``INFO_PATH[DATA_SPLIT['train']]``) and gt_sampling's database
+    files (``DB_INFO_PATH``, ``BACKUP_DB_INFO``, ``DB_DATA_PATH``) of a merged ``DATA_CONFIG``. Lenient: this is
+    provenance and file lookup; a malformed value is left out here and reported where it is used."""
+    import json
+
+    def texts(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            return (value,) if value else ()
+        if isinstance(value, (list, tuple)):
+            return tuple(v for v in value if isinstance(v, str) and v)
+        return ()
+
+    split = data.get("DATA_SPLIT")
+    train_split = split.get("train", "train") if isinstance(split, Mapping) else "train"
+    info_path = data.get("INFO_PATH")
+    train_infos = texts(info_path.get(train_split)) if isinstance(info_path, Mapping) else ()
+    db_infos: tuple[str, ...] = ()
+    backup: tuple[str, ...] = ()
+    db_data: tuple[str, ...] = ()
+    aug = data.get("DATA_AUGMENTOR")
+    entries = aug if isinstance(aug, list) else aug.get("AUG_CONFIG_LIST", []) if isinstance(aug, Mapping) else []
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, Mapping) and entry.get("NAME") == "gt_sampling":
+            db_infos = texts(entry.get("DB_INFO_PATH"))
+            b = entry.get("BACKUP_DB_INFO")
+            backup = texts(b.get("DB_INFO_PATH")) if isinstance(b, Mapping) else ()
+            db_data = texts(entry.get("DB_DATA_PATH"))
+    option_keys = ("FILTER_EMPTY_BOXES_FOR_TRAIN", "FILTER_MIN_POINTS_IN_GT", "MAX_SWEEPS", "SAMPLED_INTERVAL",
+                   "SEQUENCE_CONFIG", "PRED_VELOCITY")
+    options = tuple((k, json.dumps(data[k], sort_keys=True, default=str)) for k in option_keys if k in data)
+    dataset_type = data.get("DATASET")
+    data_path = data.get("DATA_PATH")
+    return DatasetSpec(framework="pcdet", dataset_type=dataset_type if isinstance(dataset_type, str) else None,
+                       data_path=data_path if isinstance(data_path, str) else None, train_infos=train_infos,
+                       db_infos=db_infos, backup_db_infos=backup, db_data_path=db_data, options=options)
 
 
 def _check_head_order(chk: Checker, head: Mapping, head_path: str, class_names: tuple[str, ...],

@@ -53,7 +53,7 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
     "random_flip_3d": ("flip_ratio_bev_horizontal", "flip_ratio_bev_vertical"),
     "object_sample": ("sample_groups", "min_points", "rate"),
 }
-GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag")
+GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
              "circle_min_radius_sq")
 
@@ -532,6 +532,8 @@ def _gt_filters(chk: Checker, raw: Any, path: str) -> GTFilters:
         range_filter=chk.choice(sec.get("range_filter", GTFilters.range_filter), join(path, "range_filter"),
                                 RANGE_FILTERS),
         use_valid_flag=chk.boolean(sec.get("use_valid_flag", False), join(path, "use_valid_flag")),
+        drop_classes=tuple(chk.string(c, join(join(path, "drop_classes"), i)) for i, c in enumerate(
+            chk.sequence(sec.get("drop_classes", []), join(path, "drop_classes")))),
     )
 
 
@@ -652,7 +654,8 @@ def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:
     out.update({
         "augmentations": [_aug_to_dict(op) for op in cfg.augmentations],
         "gt_filters": {"min_lidar_points": g.min_lidar_points, "class_mapping": dict(g.class_mapping),
-                       "range_filter": g.range_filter, "use_valid_flag": g.use_valid_flag},
+                       "range_filter": g.range_filter, "use_valid_flag": g.use_valid_flag,
+                       "drop_classes": list(g.drop_classes)},
         "post_processing": {
             "score_thresh": pp.score_thresh, "multi_classes_nms": pp.multi_classes_nms, "nms_type": pp.nms_type,
             "nms_thresh": pp.nms_thresh, "nms_pre_maxsize": pp.nms_pre_maxsize,

@@ -40,6 +40,13 @@ class Frame:
     """float64 ``[4, 4]``: maps LiDAR-frame points to the global frame (None for generic tables)."""
     ego_translation_global: np.ndarray | None = None
     """float64 ``[3]``: the ego position at the LIDAR_TOP timestamp (nuScenes eval distance is measured from it)."""
+    difficulty: np.ndarray | None = None
+    """int64 ``[N]``: the dataset's difficulty level (KITTI 0/1/2 easy/moderate/hard, -1 unknown or DontCare;
+    Waymo 1/2 LEVEL_1/LEVEL_2; 0 where the format has the field but no value), or None when the source has none.
+    gt_sampling's ``filter_by_difficulty`` and the KITTI evaluation read it."""
+    lidar_path: str | None = None
+    """Absolute path of the frame's point cloud (``.bin``, float32 x, y, z, ...) when the source knows it and it
+    exists; heads whose targets need the points (VoxelNeXt) read it."""
     extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -55,7 +62,7 @@ class Frame:
 class SourceInfo:
     """Provenance of a source, copied into report metadata and compared by the CI gate."""
 
-    kind: str  # "nuscenes" | "table"
+    kind: str  # "nuscenes" | "table" | "pcdet_infos" | "mmdet3d_infos" | "kitti" | "av2"
     dataroot: str
     version: str
     split: str

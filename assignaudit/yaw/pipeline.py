@@ -78,23 +78,33 @@ class YawReport:
 
 def run_yaw(predictions: Path | None = None, *, dataroot: Path | None = None, version: str | None = None,
             split: str | None = None, boxes: Path | None = None, nusc_filters: bool = False,
-            options: YawOptions = YawOptions(), config_spec: str | None = None, config=None) -> YawReport:
+            options: YawOptions = YawOptions(), config_spec: str | None = None, config=None,
+            sources=None) -> YawReport:
     """Load GT and predictions, run `analyse`, and build the report metadata.
 
     ``predictions`` None: the bundled fixture predictions, allowed only with the bundled fixture GT.
     ``config``: an already loaded `DetectorConfig` (recorded with its sha256); ``config_spec`` its name/path.
+    ``sources``: the CLI's `assignaudit.cli.app.SourceArgs` (every source kind); when given it replaces
+    ``dataroot``/``version``/``split``/``boxes``.
     """
     from assignaudit.sources.open import open_source
+
+    if sources is not None:
+        dataroot, version, split, boxes = sources.dataroot, sources.version, sources.split, sources.boxes
+        other = sources.infos or sources.data_path or sources.kitti_root or sources.av2_root
+    else:
+        other = None
     from assignaudit.yaw.prepare import build_eval_data
 
     if predictions is None:
-        if dataroot is not None or boxes is not None:
+        if dataroot is not None or boxes is not None or other:
             raise ConfigError("--predictions is required with --dataroot or --boxes "
                               "(the bundled predictions only fit the bundled fixture)")
         predictions = bundled_predictions_path()
     # The prediction file first: a malformed submission fails fast, before the dataset is loaded.
     preds = load_predictions(Path(predictions))
-    source = open_source(dataroot=dataroot, version=version, split=split, boxes=boxes)
+    source = sources.open(config) if sources is not None else \
+        open_source(dataroot=dataroot, version=version, split=split, boxes=boxes)
     nusc = getattr(source, "nusc", None)
     dataset_tokens = {s["token"] for s in nusc.sample} if nusc is not None else None
     data = build_eval_data(list(source.frames()), preds, nusc=nusc, nusc_filters=nusc_filters,
