@@ -127,7 +127,8 @@ def test_kitti_preset_matches_spec_11_5():
     assert sum(216 * 248 * s.num_anchors_per_location for s in cfg.anchors.anchor_sets) == 321_408
     assert cfg.augmentations == (
         GTSampling(sample_groups=(("Car", 15), ("Pedestrian", 15), ("Cyclist", 15)),
-                   min_points=(("Car", 5), ("Pedestrian", 5), ("Cyclist", 5)), limit_whole_scene=False),
+                   min_points=(("Car", 5), ("Pedestrian", 5), ("Cyclist", 5)), limit_whole_scene=False,
+                   filter_by_difficulty=(-1,)),
         WorldFlip(axes=("x",)),
         WorldRotation(angle_range_rad=(-0.78539816, 0.78539816)),
         WorldScaling(scale_range=(0.95, 1.05)),

@@ -362,7 +362,8 @@ def test_kitti_mmdet3d_preset_numbers():
                for s in sets) == 321_408
     assert cfg.augmentations == (
         ObjectSample(sample_groups=(("Car", 15), ("Pedestrian", 15), ("Cyclist", 15)),
-                     min_points=(("Car", 5), ("Pedestrian", 5), ("Cyclist", 5)), rate=1.0),
+                     min_points=(("Car", 5), ("Pedestrian", 5), ("Cyclist", 5)), rate=1.0,
+                     filter_by_difficulty=(-1,)),
         RandomFlip3D(flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.0),
         GlobalRotScaleTrans(rot_range_rad=(-0.78539816, 0.78539816), scale_range=(0.95, 1.05),
                             translation_std_m=(0.0, 0.0, 0.0)),

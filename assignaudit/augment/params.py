@@ -42,6 +42,7 @@ class GTSampling:
     sample_groups: tuple[tuple[str, int], ...]  # (class, group_num) in SAMPLE_GROUPS order
     min_points: tuple[tuple[str, int], ...] = ()  # PREPARE.filter_by_min_points, per class
     limit_whole_scene: bool = True
+    filter_by_difficulty: tuple[int, ...] = ()  # PREPARE.filter_by_difficulty: database entries of these levels go
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class ObjectSample:
     sample_groups: tuple[tuple[str, int], ...]  # (class, max_num) in sample_groups order
     min_points: tuple[tuple[str, int], ...] = ()  # prepare.filter_by_min_points, per class
     rate: float = 1.0
+    filter_by_difficulty: tuple[int, ...] = ()  # prepare.filter_by_difficulty: database entries of these levels go
 
 
 AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling, GlobalRotScaleTrans,

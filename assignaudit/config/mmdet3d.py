@@ -414,7 +414,13 @@ def _object_sample(chk: Checker, step: Mapping, path: str, class_names: tuple[st
         min_points=_class_counts(chk, prepare.get("filter_by_min_points", {}),
                                  join(join(db_path, "prepare"), "filter_by_min_points")),
         rate=chk.number(db.get("rate", 1.0), join(db_path, "rate"), lo=0.0),
+        filter_by_difficulty=_difficulties(chk, prepare.get("filter_by_difficulty", []),
+                                           join(join(db_path, "prepare"), "filter_by_difficulty")),
     )
+
+
+def _difficulties(chk: Checker, value: Any, path: str) -> tuple[int, ...]:
+    return tuple(chk.integer(v, join(path, i)) for i, v in enumerate(chk.sequence(value, path)))
 
 
 # ---- anchor head ---------------------------------------------------------------------------------------------------

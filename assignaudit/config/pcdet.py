@@ -181,6 +181,10 @@ def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool) -> AugO
                                             join(join(path, "PREPARE"), "filter_by_min_points")),
             # DataBaseSampler: sampler_cfg.get('LIMIT_WHOLE_SCENE', False)
             limit_whole_scene=chk.boolean(entry.get("LIMIT_WHOLE_SCENE", False), join(path, "LIMIT_WHOLE_SCENE")),
+            filter_by_difficulty=tuple(
+                chk.integer(v, join(join(join(path, "PREPARE"), "filter_by_difficulty"), i)) for i, v in enumerate(
+                    chk.sequence(prepare.get("filter_by_difficulty", []),
+                                 join(join(path, "PREPARE"), "filter_by_difficulty")))),
         )
     if name == "random_world_flip":
         axes_path = join(path, "ALONG_AXIS_LIST")

@@ -44,14 +44,14 @@ HEATMAP_KEYS = ("variant", "feature_map_stride", "heads", "num_max_objs", "gauss
                 "feature_map_size")
 QUERY_KEYS = ("cost", "num_queries", "num_layers")
 AUG_KEYS: dict[str, tuple[str, ...]] = {
-    "gt_sampling": ("sample_groups", "min_points", "limit_whole_scene"),
+    "gt_sampling": ("sample_groups", "min_points", "limit_whole_scene", "filter_by_difficulty"),
     "world_flip": ("axes",),
     "world_rotation": ("angle_range_rad",),
     "world_scaling": ("scale_range",),
     "world_translation": ("std_m",),
     "global_rot_scale_trans": ("rot_range_rad", "scale_range", "translation_std_m"),
     "random_flip_3d": ("flip_ratio_bev_horizontal", "flip_ratio_bev_vertical"),
-    "object_sample": ("sample_groups", "min_points", "rate"),
+    "object_sample": ("sample_groups", "min_points", "rate", "filter_by_difficulty"),
 }
 GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
@@ -482,12 +482,17 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
     if kind in ("gt_sampling", "object_sample"):
         groups = chk.class_count_map(chk.required(sec, "sample_groups", path), join(path, "sample_groups"), minimum=0)
         min_points = chk.class_count_map(sec.get("min_points", {}), join(path, "min_points"), minimum=0)
+        diff_path = join(path, "filter_by_difficulty")
+        difficulty = tuple(chk.integer(v, join(diff_path, i)) for i, v in
+                           enumerate(chk.sequence(sec.get("filter_by_difficulty", []), diff_path)))
         if kind == "gt_sampling":
             return GTSampling(sample_groups=groups, min_points=min_points,
                               limit_whole_scene=chk.boolean(sec.get("limit_whole_scene", True),
-                                                            join(path, "limit_whole_scene")))
+                                                            join(path, "limit_whole_scene")),
+                              filter_by_difficulty=difficulty)
         return ObjectSample(sample_groups=groups, min_points=min_points,
-                            rate=chk.number(sec.get("rate", ObjectSample.rate), join(path, "rate"), lo=0.0))
+                            rate=chk.number(sec.get("rate", ObjectSample.rate), join(path, "rate"), lo=0.0),
+                            filter_by_difficulty=difficulty)
     if kind == "world_flip":
         axes_path = join(path, "axes")
         axes = chk.sequence(chk.required(sec, "axes", path), axes_path)
@@ -571,10 +576,10 @@ def _post_processing(chk: Checker, raw: Any, path: str) -> PostProcessing:
 def _aug_to_dict(op: AugOp) -> dict[str, Any]:
     if isinstance(op, GTSampling):
         return {"type": "gt_sampling", "sample_groups": dict(op.sample_groups), "min_points": dict(op.min_points),
-                "limit_whole_scene": op.limit_whole_scene}
+                "limit_whole_scene": op.limit_whole_scene, "filter_by_difficulty": list(op.filter_by_difficulty)}
     if isinstance(op, ObjectSample):
         return {"type": "object_sample", "sample_groups": dict(op.sample_groups), "min_points": dict(op.min_points),
-                "rate": op.rate}
+                "rate": op.rate, "filter_by_difficulty": list(op.filter_by_difficulty)}
     if isinstance(op, WorldFlip):
         return {"type": "world_flip", "axes": list(op.axes)}
     if isinstance(op, WorldRotation):
