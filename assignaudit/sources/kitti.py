@@ -292,6 +292,11 @@ class KittiSource:
     def sample_tokens(self) -> list[str]:
         return [r.sample_id for r in self._records]
 
+    def dataset_tokens(self) -> set[str]:
+        """Every labelled frame id (``training/label_2/*.txt``): predictions of frames outside the split are left
+        out by ``yaw``, not refused as unknown."""
+        return {p.stem for p in (self.root / "training" / "label_2").glob("*.txt")}
+
     def frame(self, index: int) -> Frame:
         rec = self._records[index]
         n = rec.boxes_raw.shape[0]
