@@ -12,9 +12,11 @@
   ``|local_x| < dx / 2 + MARGIN`` and ``|local_y| < dy / 2 + MARGIN``, ``MARGIN = 1e-2f`` (strict, 1 cm of slack in
   BEV, none in z).
 
-Vectorised over boxes x points (in chunks that bound memory), no per-point Python loop. ``cos``/``sin`` come from
-numpy's float32 routines, which may differ from the C library's in the last bit: a point within ~1e-7 m of a face can
-flip, nothing else.
+Vectorised over boxes x points (in chunks that bound memory), no per-point Python loop. ``cosf``/``sinf`` are taken
+as the float32 rounding of the double results (what glibc's correctly rounded ``cosf`` returns); checked against the
+kernel compiled from upstream's source (g++, glibc) on 800k points placed within micrometres of the faces of 40
+boxes: 2 points of 1 box differ, the box whose heading glibc's ``cosf`` rounds 1 ulp off. The kernel's result is
+itself platform-dependent at that level; anything farther than ~1e-6 m from a face is counted identically.
 """
 
 from __future__ import annotations
@@ -63,33 +65,54 @@ def points_in_boxes_mask(points_xyz: np.ndarray, boxes: np.ndarray) -> np.ndarra
     """
     pts = np.asarray(points_xyz)[:, :3].astype(np.float32)
     b = np.asarray(boxes)[:, :7].astype(np.float32)
-    return _inside(pts, b)
-
-
-def _inside(pts: np.ndarray, b: np.ndarray) -> np.ndarray:
-    cx, cy, cz = b[:, 0:1], b[:, 1:2], b[:, 2:3]
-    half_dz = b[:, 5:6].astype(np.float64) / 2.0
-    half_dx = b[:, 3:4].astype(np.float64) / 2.0 + PCDET_IN_BOX_MARGIN
-    half_dy = b[:, 4:5].astype(np.float64) / 2.0 + PCDET_IN_BOX_MARGIN
-    neg = -b[:, 6:7]
-    cosa, sina = np.cos(neg), np.sin(neg)
-    px, py, pz = pts[None, :, 0], pts[None, :, 1], pts[None, :, 2]
-    in_z = ~(np.abs(pz - cz) > half_dz)
-    sx, sy = px - cx, py - cy
-    local_x = sx * cosa + sy * (-sina)
-    local_y = sx * sina + sy * cosa
-    return in_z & (np.abs(local_x) < half_dx) & (np.abs(local_y) < half_dy)
+    mask = np.zeros((b.shape[0], pts.shape[0]), dtype=bool)
+    for start, bi, pj in _inside_pairs(pts, b):
+        mask[bi, start + pj] = True
+    return mask
 
 
 def count_points_in_boxes(points_xyz: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """int64 ``[N]``: how many points each box contains (`points_in_boxes_mask` summed, computed in chunks)."""
+    """int64 ``[N]``: how many points each box contains (``points_in_boxes_cpu(...).sum(1)``)."""
     pts = np.asarray(points_xyz)[:, :3].astype(np.float32)
     b = np.asarray(boxes)[:, :7].astype(np.float32)
+    counts = np.zeros(b.shape[0], dtype=np.int64)
+    for _, bi, _ in _inside_pairs(pts, b):
+        counts += np.bincount(bi, minlength=b.shape[0])
+    return counts
+
+
+def _inside_pairs(pts: np.ndarray, b: np.ndarray):
+    """Yield ``(chunk_start, box_idx, point_idx_in_chunk)`` of every inside pair, chunk by chunk of points.
+
+    A cheap conservative pass (``|x - cx| < r`` and ``|y - cy| < r``, r a little over the box's BEV half-diagonal
+    plus the margin) picks the candidate pairs; the exact kernel test runs on those only, on the very same float32
+    ``x - cx`` and ``y - cy``.
+    """
     n = b.shape[0]
-    counts = np.zeros(n, dtype=np.int64)
     if n == 0 or pts.shape[0] == 0:
-        return counts
+        return
+    cx, cy, cz = b[:, 0], b[:, 1], b[:, 2]
+    half_dz = b[:, 5].astype(np.float64) / 2.0
+    half_dx = b[:, 3].astype(np.float64) / 2.0 + PCDET_IN_BOX_MARGIN
+    half_dy = b[:, 4].astype(np.float64) / 2.0 + PCDET_IN_BOX_MARGIN
+    reach = (np.hypot(half_dx, half_dy) * (1 + 1e-4) + 1e-3).astype(np.float32)[:, None]
+    # glibc's cosf/sinf are correctly rounded: the float32 of the double result (numpy's float32 SIMD cos is not).
+    neg = -b[:, 6]
+    cosa = np.cos(neg.astype(np.float64)).astype(np.float32)
+    sina = np.sin(neg.astype(np.float64)).astype(np.float32)
     step = max(1, _CHUNK_ELEMENTS // n)
     for start in range(0, pts.shape[0], step):
-        counts += _inside(pts[start:start + step], b).sum(axis=1)
-    return counts
+        chunk = pts[start:start + step]
+        px, py = np.ascontiguousarray(chunk[:, 0]), np.ascontiguousarray(chunk[:, 1])
+        sx_all = px[None, :] - cx[:, None]  # float32 x - cx, y - cy, as the kernel
+        sy_all = py[None, :] - cy[:, None]
+        near = np.abs(sx_all) < reach
+        near &= np.abs(sy_all) < reach
+        flat = np.flatnonzero(near)
+        bi, pj = np.divmod(flat, px.shape[0])
+        sx, sy = sx_all.reshape(-1)[flat], sy_all.reshape(-1)[flat]
+        in_z = ~(np.abs(chunk[pj, 2] - cz[bi]) > half_dz[bi])
+        local_x = sx * cosa[bi] + sy * (-sina[bi])
+        local_y = sx * sina[bi] + sy * cosa[bi]
+        inside = in_z & (np.abs(local_x) < half_dx[bi]) & (np.abs(local_y) < half_dy[bi])
+        yield start, bi[inside], pj[inside]
