@@ -179,6 +179,30 @@ def test_yaw_on_av2_with_a_parquet_table(tmp_path):
         assert r["mean_abs_yaw_err"] == pytest.approx(0.2, abs=1e-9)
     assert rep["meta"]["dataset_kind"] == "av2" and rep["meta"]["eval_frame"] == "lidar"
 
+    # the same detections in av2's own evaluation format (detections.feather): quaternions turned by Rz(0.2)
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    from scipy.spatial.transform import Rotation
+
+    dets = []
+    for lg in manifest["val"]:
+        for fr in lg["frames"]:
+            d = fr["rows"].copy()
+            q = d[["qw", "qx", "qy", "qz"]].to_numpy()
+            turned = (Rotation.from_euler("z", 0.2) * Rotation.from_quat(q[:, [1, 2, 3, 0]])).as_quat()
+            d[["qw", "qx", "qy", "qz"]] = turned[:, [3, 0, 1, 2]]
+            dets.append(d.assign(log_id=lg["log_id"], score=0.5).drop(columns=["num_interior_pts"]))
+    feather.write_feather(pa.Table.from_pandas(pd.concat(dets), preserve_index=False), tmp_path / "dets.feather")
+    rep2 = _yaw(["--av2-root", str(root), "--split", "val", "--predictions", str(tmp_path / "dets.feather")],
+                tmp_path / "o2")
+    assert rep2["meta"]["predictions_format"] == "av2_feather"
+    for a, b in zip(rep["summary"], rep2["summary"]):
+        assert {k: v for k, v in a.items() if not isinstance(v, float)} == \
+            {k: v for k, v in b.items() if not isinstance(v, float)}
+        for k, v in a.items():
+            if isinstance(v, float):
+                assert b[k] == pytest.approx(v, abs=1e-9)
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # bad prediction files
@@ -251,6 +275,17 @@ def test_bad_kitti_txt_needs_a_calibrated_source(kitti, tmp_path):
                    "dz": 1.5, "yaw": 0.0}]).to_parquet(tmp_path / "gt.parquet")
     _fails(["--boxes", str(tmp_path / "gt.parquet"), "--predictions", str(d)], tmp_path, "camera-frame",
            "no KITTI calibration")
+
+
+def test_bad_av2_detections_missing_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    root = tmp_path / "av2"
+    _generator("make_av2_fixture").make_av2_fixture(root)
+    feather.write_feather(pa.table({"log_id": ["a"], "timestamp_ns": [1]}), tmp_path / "d.feather")
+    _fails(["--av2-root", str(root), "--split", "val", "--predictions", str(tmp_path / "d.feather")], tmp_path,
+           "missing column 'category'")
 
 
 def test_bad_prediction_frames_and_dirs(kitti, tmp_path):

@@ -91,7 +91,9 @@ def load_predictions(path: Path, known_classes: frozenset[str] | None = None) ->
     ``DETECTION_NAMES``. Raises `DataError` naming the first offending record.
     """
     path = Path(path)
-    external = _external_loader(path)
+    from assignaudit.yaw.predictions_formats import external_loader
+
+    external = external_loader(path)  # the frameworks' own formats, one module each
     if external is not None:
         return external(path)
     if not path.is_file():
@@ -102,25 +104,8 @@ def load_predictions(path: Path, known_classes: frozenset[str] | None = None) ->
     if suffix in (".parquet", ".pq", ".csv"):
         return _load_table(path, known_classes)
     raise DataError(f"predictions file {path}: unknown format '{suffix}' (expected .json, .parquet, .csv, a results "
-                    ".pkl, or KITTI .txt files)")
+                    ".pkl, AV2 .feather or KITTI .txt files)")
 
-
-def _external_loader(path: Path):
-    """The loader of a framework's own format (one module each), or None for the formats of this module.
-
-    ``.pkl``: OpenPCDet / mmdetection3d results (`predictions_pkl`); a directory or ``.txt``: KITTI label-format
-    files (`predictions_kitti`). Those loaders may return camera-frame predictions (``.to_lidar(frames)``).
-    """
-    suffix = path.suffix.lower()
-    if suffix in (".pkl", ".pickle"):
-        from assignaudit.yaw.predictions_pkl import load_results_pkl
-
-        return load_results_pkl
-    if path.is_dir() or suffix == ".txt":
-        from assignaudit.yaw.predictions_kitti import load_kitti_txt
-
-        return load_kitti_txt
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
