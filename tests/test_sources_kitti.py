@@ -286,7 +286,11 @@ def test_bad_label_line_with_14_fields(kitti, tmp_path):
 def test_bad_label_non_numeric(kitti, tmp_path):
     root = _copy(kitti, tmp_path)
     p = root / "training" / "label_2" / "000000.txt"
-    p.write_text(p.read_text().replace("\n", " \n", 1).replace(" 0 ", " x ", 1))
+    lines = p.read_text().splitlines()
+    fields = lines[0].split()
+    fields[2] = "x"  # occluded
+    lines[0] = " ".join(fields)
+    p.write_text("\n".join(lines) + "\n")
     _fails(["--kitti-root", str(root)], tmp_path, "000000.txt", "line 1 field 3 (occluded) 'x' is not a number")
 
 

@@ -300,3 +300,35 @@ def test_bad_prediction_frames_and_dirs(kitti, tmp_path):
     recs[0]["sample_idx"] = recs[0]["sample_idx"].astype(str)
     p.write_bytes(pickle.dumps(recs))
     _fails(["--kitti-root", str(kitti[1]), "--predictions", str(p)], tmp_path, "'sample_idx' must be numeric")
+
+
+def test_pcdet_result_pkl_on_nuscenes_equals_the_submission_json(tmp_path):
+    """Nothing is KITTI-specific: an OpenPCDet nuScenes result.pkl (LiDAR boxes with velocity, the sample token in
+    metadata) made from the shipped submission gives the JSON's report."""
+    from assignaudit.conventions import nuscenes_global_to_canonical
+    from assignaudit.sources import open_source
+    from assignaudit.sources.nuscenes import _invert_se3
+    from assignaudit.yaw.pipeline import bundled_predictions_path
+    from assignaudit.yaw.predictions import load_predictions
+
+    js = load_predictions(bundled_predictions_path())
+    frames = {f.sample_token: f for f in open_source().frames()}
+    det_annos = []
+    for tok in js.sample_order:
+        rows = np.flatnonzero(js.sample_token == tok)
+        f = frames[tok]
+        boxes = nuscenes_global_to_canonical(js.translation_global[rows], js.size_wlh[rows], js.rotation_wxyz[rows],
+                                             js.velocity_global[rows], _invert_se3(f.global_SE3_lidar))
+        det_annos.append({"name": js.detection_class[rows].astype(str), "score": js.score[rows],
+                          "boxes_lidar": boxes, "pred_labels": np.ones(rows.size, np.int64),
+                          "frame_id": f"{tok[:8]}__LIDAR_TOP", "metadata": {"token": tok}})
+    (tmp_path / "result.pkl").write_bytes(pickle.dumps(det_annos))
+    a = _yaw(["--predictions", str(bundled_predictions_path())], tmp_path / "a")
+    b = _yaw(["--predictions", str(tmp_path / "result.pkl")], tmp_path / "b")
+    assert b["meta"]["predictions_format"] == "pcdet_pkl" and b["meta"]["eval_frame"] == "global"
+    for ra, rb in zip(a["summary"], b["summary"]):
+        for k, v in ra.items():
+            if isinstance(v, float):
+                assert rb[k] == pytest.approx(v, abs=1e-6), (ra["class"], ra["band"], k)
+            else:
+                assert rb[k] == v, (ra["class"], ra["band"], k)
