@@ -27,6 +27,7 @@ frame with size (w, l, h) and a (w, x, y, z) rotation quaternion.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Final, TypeVar
 
 import numpy as np
@@ -44,13 +45,10 @@ def limit_period(value, offset: float = 0.5, period: float = 2 * math.pi):
     The frameworks' helper (OpenPCDet ``common_utils.limit_period``, mmdet3d ``limit_period``); works on numpy
     arrays, torch tensors and floats with the operation order of the originals.
     """
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):
-            return value - torch.floor(value / period + offset) * period
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    # A tensor exists only if torch is already imported: do not pay torch's import (seconds) for numpy input.
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value - torch.floor(value / period + offset) * period
     return value - np.floor(np.asarray(value) / period + offset) * period
 
 
@@ -218,3 +216,122 @@ def pcdet_to_canonical(boxes_pcdet: ArrayT) -> ArrayT:
 
 
 canonical_to_pcdet = pcdet_to_canonical
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# KITTI rectified camera <-> canonical
+# --------------------------------------------------------------------------------------------------------------------
+#
+# KITTI labels (and KITTI-format predictions) are boxes in the rectified camera-2 frame: x right, y down, z forward,
+# ``location`` the BOTTOM centre, ``dimensions`` (h, w, l) in the file, ``rotation_y`` about the camera's y axis.
+# The calibration maps a LiDAR point to that frame: ``p_rect = R0_rect @ (Tr_velo_to_cam @ [p_lidar, 1])``.
+# OpenPCDet's converter (pcdet/datasets/kitti/kitti_dataset.py::get_infos, pcdet/utils/box_utils.py
+# ``boxes3d_kitti_camera_to_lidar`` / ``boxes3d_lidar_to_kitti_camera``, pcdet/utils/calibration_kitti.py) is
+# reproduced operation by operation, float32 matrices included, so the boxes equal the ``gt_boxes_lidar`` of a
+# ``kitti_infos_*.pkl`` written by ``create_kitti_infos`` bit for bit (before our yaw wrap).
+
+
+def _kitti_matrices(r0_rect, tr_velo_to_cam) -> tuple[np.ndarray, np.ndarray]:
+    """``R0_rect`` as float32 ``[3, 3]`` and ``Tr_velo_to_cam`` as float32 ``[3, 4]`` (the 4x4 forms of an info file
+    are accepted too), as ``calibration_kitti.get_calib_from_file`` holds them."""
+    r0 = np.asarray(r0_rect, dtype=np.float32)
+    v2c = np.asarray(tr_velo_to_cam, dtype=np.float32)
+    return np.ascontiguousarray(r0[:3, :3]), np.ascontiguousarray(v2c[:3, :4])
+
+
+def kitti_rect_to_lidar(pts_rect: np.ndarray, r0_rect, tr_velo_to_cam) -> np.ndarray:
+    """Rectified-camera points ``[N, 3]`` -> LiDAR points ``[N, 3]`` (float32), as ``Calibration.rect_to_lidar``:
+    ``[p, 1] @ inv((R0_ext @ V2C_ext).T)`` with the 4x4 float32 extensions of both matrices."""
+    r0, v2c = _kitti_matrices(r0_rect, tr_velo_to_cam)
+    pts = np.asarray(pts_rect, dtype=np.float32).reshape(-1, 3)
+    hom = np.hstack((pts, np.ones((pts.shape[0], 1), dtype=np.float32)))
+    r0_ext = np.zeros((4, 4), dtype=np.float32)
+    r0_ext[:3, :3] = r0
+    r0_ext[3, 3] = 1
+    v2c_ext = np.vstack((v2c, np.zeros((1, 4), dtype=np.float32)))
+    v2c_ext[3, 3] = 1
+    return np.dot(hom, np.linalg.inv(np.dot(r0_ext, v2c_ext).T))[:, 0:3]
+
+
+def kitti_lidar_to_rect(pts_lidar: np.ndarray, r0_rect, tr_velo_to_cam) -> np.ndarray:
+    """LiDAR points ``[N, 3]`` -> rectified camera ``[N, 3]``, as ``Calibration.lidar_to_rect``."""
+    r0, v2c = _kitti_matrices(r0_rect, tr_velo_to_cam)
+    pts = np.asarray(pts_lidar, dtype=np.float32).reshape(-1, 3)
+    hom = np.hstack((pts, np.ones((pts.shape[0], 1), dtype=np.float32)))
+    return np.dot(hom, np.dot(v2c.T, r0.T))
+
+
+def kitti_camera_to_lidar_raw(location: np.ndarray, dimensions_lhw: np.ndarray, rotation_y: np.ndarray,
+                              r0_rect, tr_velo_to_cam) -> np.ndarray:
+    """KITTI camera boxes -> OpenPCDet LiDAR boxes ``[N, 7]`` float64, yaw NOT wrapped (what the info file holds).
+
+    ``location [N, 3]`` bottom centre in the rectified camera frame, ``dimensions_lhw [N, 3]`` (l, h, w: OpenPCDet's
+    ``annos['dimensions']`` order; the label file writes h, w, l), ``rotation_y [N]``. As ``get_infos``:
+    the location goes through float32 (``Object3d.loc``), ``rect_to_lidar``; ``z += h / 2`` (bottom centre ->
+    centre) in place on the float32 array; ``dx, dy, dz = l, w, h``; ``heading = -(pi / 2 + rotation_y)``. The
+    rotation part of the calibration does not enter the heading (upstream ignores it; KITTI's R0_rect and
+    Tr_velo_to_cam rotate by well under a degree about the vertical).
+    """
+    loc = np.asarray(location, dtype=np.float32).reshape(-1, 3)
+    dims = np.asarray(dimensions_lhw, dtype=np.float64).reshape(-1, 3)
+    ry = np.asarray(rotation_y, dtype=np.float64).reshape(-1)
+    loc_lidar = kitti_rect_to_lidar(loc, r0_rect, tr_velo_to_cam)
+    l, h, w = dims[:, 0:1], dims[:, 1:2], dims[:, 2:3]
+    loc_lidar[:, 2] += h[:, 0] / 2
+    return np.concatenate([loc_lidar, l, w, h, -(np.pi / 2 + ry[:, np.newaxis])], axis=1)
+
+
+def kitti_camera_to_canonical(location: np.ndarray, dimensions_lhw: np.ndarray, rotation_y: np.ndarray,
+                              r0_rect, tr_velo_to_cam) -> np.ndarray:
+    """KITTI camera boxes -> canonical ``[N, 9]`` (`kitti_camera_to_lidar_raw`, yaw wrapped, velocity NaN)."""
+    raw = kitti_camera_to_lidar_raw(location, dimensions_lhw, rotation_y, r0_rect, tr_velo_to_cam)
+    out = np.full((raw.shape[0], BOX_DIM), np.nan)
+    out[:, :7] = raw
+    out[:, YAW] = wrap_yaw(raw[:, YAW])
+    return out
+
+
+def canonical_to_kitti_camera(boxes: np.ndarray, r0_rect, tr_velo_to_cam) -> dict[str, np.ndarray]:
+    """Canonical ``[N, 7+]`` LiDAR boxes -> KITTI camera fields, as ``box_utils.boxes3d_lidar_to_kitti_camera``.
+
+    Returns ``location [N, 3]`` (bottom centre, rectified camera, float32 like upstream), ``dimensions_lhw [N, 3]``
+    and ``rotation_y [N]`` (``-yaw - pi / 2``, not wrapped, as upstream).
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    xyz = boxes[:, 0:3].copy()
+    xyz[:, 2] -= boxes[:, 5] / 2
+    return {"location": kitti_lidar_to_rect(xyz, r0_rect, tr_velo_to_cam),
+            "dimensions_lhw": boxes[:, [3, 5, 4]].copy(), "rotation_y": -boxes[:, YAW] - np.pi / 2}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Argoverse 2 ego frame -> canonical
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def av2_yaw(q_wxyz: np.ndarray) -> np.ndarray:
+    """Heading of AV2 cuboid quaternions ``[N, 4]`` (w, x, y, z): ``atan2(2 (wz + xy), 1 - 2 (y^2 + z^2))``.
+
+    The z angle of av2's ``mat_to_xyz(quat_to_mat(q))`` (scipy extrinsic ``xyz`` Euler angles; av2/geometry/
+    geometry.py, used by av2/evaluation/detection/utils.py for the orientation error) and OpenPCDet's
+    ``argo2_utils/so3.py::quat_to_yaw`` (same formula, as the info converter computes ``rotation_y``).
+    """
+    q = np.asarray(q_wxyz, dtype=np.float64).reshape(-1, 4)
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def av2_ego_to_canonical(translation_m: np.ndarray, lwh_m: np.ndarray, q_wxyz: np.ndarray) -> np.ndarray:
+    """AV2 ``annotations.feather`` cuboids -> canonical ``[N, 9]``.
+
+    AV2 annotates every LiDAR sweep in the ego-vehicle frame at the sweep's timestamp (x forward, y left, z up; the
+    sweep's points are in the same frame), with ``tx_m, ty_m, tz_m`` the cuboid CENTRE and ``length_m`` along the
+    cuboid's x axis: already canonical up to the heading (`av2_yaw`, wrapped). The "LiDAR frame" of an AV2 frame is
+    this ego frame. Velocity: AV2 annotations have none (NaN).
+    """
+    t = np.asarray(translation_m, dtype=np.float64).reshape(-1, 3)
+    out = np.full((t.shape[0], BOX_DIM), np.nan)
+    out[:, 0:3] = t
+    out[:, 3:6] = np.asarray(lwh_m, dtype=np.float64).reshape(-1, 3)
+    out[:, YAW] = wrap_yaw(av2_yaw(q_wxyz))
+    return out

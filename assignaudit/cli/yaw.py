@@ -34,8 +34,10 @@ def _floats(text: str | None, option: str) -> tuple[float, ...]:
 def yaw_cmd(
     predictions: Annotated[Optional[Path], typer.Option(
         "--predictions", "--result-path", "--result_path",
-        help="nuScenes submission JSON (results_nusc.json) or a Parquet/CSV table of LiDAR-frame boxes "
-             "(frame_id, class, score, x..yaw). Default: the predictions shipped for the bundled fixture.")] = None,
+        help="nuScenes submission JSON (results_nusc.json), a Parquet/CSV table of LiDAR-frame boxes "
+             "(frame_id, class, score, x..yaw), an OpenPCDet result.pkl, an mmdetection3d KITTI results .pkl, or "
+             "KITTI label-format .txt files (a directory or one file). Default: the predictions shipped for the "
+             "bundled fixture.")] = None,
     dataroot: DatarootOpt = None,
     version: VersionOpt = None,
     split: SplitOpt = None,

@@ -107,8 +107,12 @@ def run_yaw(predictions: Path | None = None, *, dataroot: Path | None = None, ve
         open_source(dataroot=dataroot, version=version, split=split, boxes=boxes)
     nusc = getattr(source, "nusc", None)
     dataset_tokens = {s["token"] for s in nusc.sample} if nusc is not None else None
-    data = build_eval_data(list(source.frames()), preds, nusc=nusc, nusc_filters=nusc_filters,
-                           dataset_tokens=dataset_tokens)
+    if dataset_tokens is None and hasattr(source, "dataset_tokens"):  # e.g. KITTI: every labelled frame id
+        dataset_tokens = source.dataset_tokens()
+    frames = list(source.frames())
+    if hasattr(preds, "to_lidar"):  # camera-frame predictions (KITTI txt, mmdet3d KITTI pkl): the frames' calibration
+        preds = preds.to_lidar(frames)
+    data = build_eval_data(frames, preds, nusc=nusc, nusc_filters=nusc_filters, dataset_tokens=dataset_tokens)
     tables = analyse(data, options)
 
     info = source.info

@@ -91,6 +91,11 @@ def load_predictions(path: Path, known_classes: frozenset[str] | None = None) ->
     ``DETECTION_NAMES``. Raises `DataError` naming the first offending record.
     """
     path = Path(path)
+    from assignaudit.yaw.predictions_formats import external_loader
+
+    external = external_loader(path)  # the frameworks' own formats, one module each
+    if external is not None:
+        return external(path)
     if not path.is_file():
         raise DataError(f"predictions file not found: {path}")
     suffix = path.suffix.lower()
@@ -98,7 +103,9 @@ def load_predictions(path: Path, known_classes: frozenset[str] | None = None) ->
         return _load_submission(path)
     if suffix in (".parquet", ".pq", ".csv"):
         return _load_table(path, known_classes)
-    raise DataError(f"predictions file {path}: unknown format '{suffix}' (expected .json, .parquet or .csv)")
+    raise DataError(f"predictions file {path}: unknown format '{suffix}' (expected .json, .parquet, .csv, a results "
+                    ".pkl, AV2 .feather or KITTI .txt files)")
+
 
 
 # ---------------------------------------------------------------------------------------------------------------------
