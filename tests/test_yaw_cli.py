@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from _json_tolerance import assert_same_json
 from assignaudit.cli import app
 from assignaudit.report import read_report
 from assignaudit.schema import (
@@ -55,25 +56,6 @@ def _input_index(sub: dict, pairs) -> set[int]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _assert_same_json(got, want, path="$", rel=1e-12, abs_=1e-12):
-    """Structure, keys, strings and ints exactly; floats to a stated tolerance.
-
-    The generator's 3x3 rotation products go through the CPU's BLAS kernel, whose last-digit rounding differs between
-    kernels (OPENBLAS_CORETYPE); a byte-for-byte comparison would test the BLAS build, not the generator."""
-    if isinstance(want, float) or isinstance(got, float):
-        assert got == pytest.approx(want, rel=rel, abs=abs_), path
-    elif isinstance(want, dict):
-        assert isinstance(got, dict) and list(got) == list(want), path
-        for k in want:
-            _assert_same_json(got[k], want[k], f"{path}.{k}", rel, abs_)
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), path
-        for i, (g, w) in enumerate(zip(got, want)):
-            _assert_same_json(g, w, f"{path}[{i}]", rel, abs_)
-    else:
-        assert got == want, path
-
-
 def test_shipped_predictions_are_regenerated(tmp_path):
     spec = importlib.util.spec_from_file_location("make_predictions", REPO / "fixtures" / "make_predictions.py")
     mod = importlib.util.module_from_spec(spec)
@@ -82,7 +64,7 @@ def test_shipped_predictions_are_regenerated(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()):
         mod.main(["--out", str(out)])
     # Values rounded to 6 digits by the generator can land on either side of a rounding boundary: 1e-6 absolute.
-    _assert_same_json(json.loads(out.read_text()), json.loads(SHIPPED.read_text()), abs_=1.5e-6)
+    assert_same_json(json.loads(out.read_text()), json.loads(SHIPPED.read_text()), abs_=1.5e-6)
 
 
 def test_injected_flips_and_duplicates_are_recovered_exactly(default_report, shipped):
