@@ -41,7 +41,7 @@ _AUG_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gt_sampling": (
         ("SAMPLE_GROUPS", "PREPARE", "LIMIT_WHOLE_SCENE", "USE_ROAD_PLANE"),
         # Paths and point-cloud plumbing; REMOVE_EXTRA_WIDTH only enlarges the region whose *points* are removed.
-        ("DB_INFO_PATH", "DB_DATA_PATH", "NUM_POINT_FEATURES", "DATABASE_WITH_FAKELIDAR", "REMOVE_EXTRA_WIDTH",
+        ("DB_INFO_PATH", "DB_DATA_PATH", "BACKUP_DB_INFO", "NUM_POINT_FEATURES", "DATABASE_WITH_FAKELIDAR", "REMOVE_EXTRA_WIDTH",
          "USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT"),
     ),
     "random_world_flip": (("ALONG_AXIS_LIST",), ()),
@@ -522,7 +522,7 @@ def _dataset_spec(data: Mapping) -> DatasetSpec:
             backup = texts(b.get("DB_INFO_PATH")) if isinstance(b, Mapping) else ()
             db_data = texts(entry.get("DB_DATA_PATH"))
     option_keys = ("FILTER_EMPTY_BOXES_FOR_TRAIN", "FILTER_MIN_POINTS_IN_GT", "MAX_SWEEPS", "SAMPLED_INTERVAL",
-                   "SEQUENCE_CONFIG", "PRED_VELOCITY")
+                   "SEQUENCE_CONFIG", "PRED_VELOCITY", "PROCESSED_DATA_TAG", "DATA_SPLIT", "TRAIN_WITH_SPEED")
     options = tuple((k, json.dumps(data[k], sort_keys=True, default=str)) for k in option_keys if k in data)
     dataset_type = data.get("DATASET")
     data_path = data.get("DATA_PATH")

@@ -1,0 +1,228 @@
+"""Framework info files as a source (``--infos``): each format against the frames of the dataset it was made from,
+the nuScenes `count` equivalence, the dataset classes' GT preparation, format detection, and bad input."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from assignaudit.cli import app
+from assignaudit.errors import DataError
+from assignaudit.report import read_report
+from assignaudit.sources.infos import detect_format, open_infos
+from assignaudit.sources.open import FIXTURE_DATAROOT
+
+DATA = Path(__file__).parent / "data"
+INFOS = DATA / "infos"
+PCDET = DATA / "pcdet/tools/cfgs"
+PCDET_NUSC = PCDET / "nuscenes_models/cbgs_pp_multihead.yaml"
+PCDET_KITTI = PCDET / "kitti_models/pointpillar.yaml"
+PCDET_WAYMO = PCDET / "waymo_models/pointpillar_1x.yaml"
+runner = CliRunner()
+
+
+def _count(tmp: Path, *args: str):
+    return runner.invoke(app, ["count", "--quiet", "--only-summary", "--out", str(tmp), *args])
+
+
+@pytest.fixture(scope="module")
+def nusc_source():
+    from assignaudit.sources.nuscenes import NuScenesSource
+
+    return NuScenesSource(FIXTURE_DATAROOT, "v1.0-mini", "fixture_all")
+
+
+# ---- nuScenes: the same frames as --dataroot ------------------------------------------------------------------
+
+
+def test_pcdet_nuscenes_frames_equal_the_dataroot_frames(nusc_source):
+    src = open_infos([INFOS / "pcdet_nuscenes_infos_train.pkl"])
+    assert src.info.kind == "pcdet_infos" and src.format == "pcdet-nuscenes"
+    assert src.sample_tokens() == nusc_source.sample_tokens()
+    for a, b in zip(src.frames(), nusc_source.frames()):
+        # the converter keeps boxes with a LiDAR or a radar point; the boxes come from the devkit's Box path
+        keep = (b.num_lidar_pts + b.num_radar_pts) > 0
+        np.testing.assert_allclose(a.boxes_lidar[:, :7], b.boxes_lidar[keep, :7], atol=1e-9)
+        np.testing.assert_allclose(a.boxes_lidar[:, 7:], b.boxes_lidar[keep, 7:], atol=1e-9, equal_nan=True)
+        assert a.ann_token.tolist() == b.ann_token[keep].tolist()
+        assert a.num_lidar_pts.tolist() == b.num_lidar_pts[keep].tolist()
+        expected = [c if c is not None else "ignore" for c in b.detection_class[keep]]
+        assert a.detection_class.tolist() == expected
+        np.testing.assert_allclose(a.global_SE3_lidar, b.global_SE3_lidar, atol=1e-9)
+
+
+def test_count_on_pcdet_nuscenes_infos_equals_dataroot(tmp_path):
+    ra = _count(tmp_path / "a", "--config", str(PCDET_NUSC))
+    rb = _count(tmp_path / "b", "--config", str(PCDET_NUSC), "--infos", str(INFOS / "pcdet_nuscenes_infos_train.pkl"))
+    assert ra.exit_code == 0 and rb.exit_code == 0, ra.output + rb.output
+    a, ma = read_report(tmp_path / "a/summary.parquet")
+    b, mb = read_report(tmp_path / "b/summary.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert mb["dataset"]["kind"] == "pcdet_infos" and ma["num_frames_assigned"] == mb["num_frames_assigned"] == 24
+
+
+# ---- KITTI: the same frames as --kitti-root --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kitti_root(tmp_path_factory):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mkf", Path(__file__).parents[1] / "fixtures/make_kitti_fixture.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = tmp_path_factory.mktemp("kitti")
+    mod.make_kitti_fixture(root)
+    return root
+
+
+def test_pcdet_kitti_frames_equal_the_raw_kitti_frames(kitti_root):
+    from assignaudit.sources.kitti import KittiSource
+
+    raw = KittiSource(kitti_root, "train")
+    src = open_infos([INFOS / "pcdet_kitti_infos_train.pkl"])
+    assert src.format == "pcdet-kitti" and src.sample_tokens() == raw.sample_tokens() == ["000000", "000001", "000002"]
+    for a, b in zip(src.frames(), raw.frames()):
+        assert "DontCare" not in a.detection_class.tolist()
+        assert a.detection_class.tolist() == b.detection_class.tolist()
+        np.testing.assert_allclose(a.boxes_lidar[:, :7], b.boxes_lidar[:, :7], atol=1e-5)
+        assert a.difficulty.tolist() == b.difficulty.tolist()
+        assert a.num_lidar_pts.tolist() == b.num_lidar_pts.tolist()
+        np.testing.assert_array_equal(a.extra["kitti_calib"].tr_velo_to_cam, b.extra["kitti_calib"].tr_velo_to_cam)
+
+
+def test_count_runs_on_kitti_and_waymo_infos(tmp_path):
+    for cfg, name in ((PCDET_KITTI, "pcdet_kitti"), (PCDET_WAYMO, "pcdet_waymo")):
+        res = _count(tmp_path / name, "--config", str(cfg), "--infos", str(INFOS / f"{name}_infos_train.pkl"))
+        assert res.exit_code == 0, res.output
+        summary, meta = read_report(tmp_path / name / "summary.parquet")
+        assert summary[summary.band == "all"].num_gt.sum() > 0
+
+
+# ---- Waymo: the dataset class's GT preparation ----------------------------------------------------------------
+
+
+def test_waymo_drops_unknown_and_empty_boxes_and_samples_frames():
+    from assignaudit.config.loader import load_config
+
+    raw = pickle.loads((INFOS / "pcdet_waymo_infos_train.pkl").read_bytes())
+    plain = open_infos([INFOS / "pcdet_waymo_infos_train.pkl"])  # no config: no FILTER_EMPTY_BOXES_FOR_TRAIN
+    assert [f.sample_token for f in plain.frames()] == [r["frame_id"] for r in raw]
+    assert sum(len(f) for f in plain.frames()) == sum(len(r["annos"]["name"]) for r in raw)
+    cfg = load_config(str(PCDET_WAYMO))
+    src = open_infos([INFOS / "pcdet_waymo_infos_train.pkl"], config=cfg)
+    for f, r in zip(src.frames(), raw):
+        an = r["annos"]
+        keep = (an["name"] != "unknown") & (an["num_points_in_gt"] > 0)
+        assert f.detection_class.tolist() == an["name"][keep].tolist()
+        assert (f.num_lidar_pts > 0).all() and np.isnan(f.boxes_lidar[:, 7:]).all()  # no TRAIN_WITH_SPEED
+    assert sum(len(f) for f in src.frames()) < sum(len(f) for f in plain.frames())
+    import dataclasses
+
+    spec = dataclasses.replace(cfg.dataset, options=tuple((k, v) if k != "SAMPLED_INTERVAL" else
+                                                          (k, '{"test": 1, "train": 5}') for k, v in cfg.dataset.options))
+    sampled = open_infos([INFOS / "pcdet_waymo_infos_train.pkl"], config=dataclasses.replace(cfg, dataset=spec))
+    assert sampled.sample_tokens() == [r["frame_id"] for r in raw[::5]]
+
+
+def test_data_path_finds_the_config_train_infos(tmp_path):
+    import shutil
+
+    shutil.copy(INFOS / "pcdet_kitti_infos_train.pkl", tmp_path / "kitti_infos_train.pkl")
+    res = _count(tmp_path / "out", "--config", str(PCDET_KITTI), "--data-path", str(tmp_path), "--no-augment")
+    assert res.exit_code == 0, res.output
+    _, meta = read_report(tmp_path / "out/summary.parquet")
+    assert meta["dataset"]["dataroot"] == str(tmp_path / "kitti_infos_train.pkl")
+    res = _count(tmp_path / "out2", "--config", str(PCDET_NUSC), "--data-path", str(tmp_path))
+    assert res.exit_code == 2 and "nuscenes_infos_10sweeps_train.pkl" in res.output
+    assert not (tmp_path / "out2").exists()
+
+
+# ---- detection, forcing ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, fmt", [("pcdet_kitti", "pcdet-kitti"), ("pcdet_nuscenes", "pcdet-nuscenes"),
+                                       ("pcdet_waymo", "pcdet-waymo")])
+def test_format_is_detected_from_the_content(name, fmt):
+    obj = pickle.loads((INFOS / f"{name}_infos_train.pkl").read_bytes())
+    assert detect_format(obj, "x") == fmt
+
+
+def test_lyft_layout_and_forcing():
+    obj = pickle.loads((INFOS / "pcdet_nuscenes_infos_train.pkl").read_bytes())
+    lyft = [{k: (v[:, :7] if k == "gt_boxes" else v) for k, v in r.items() if k not in ("num_lidar_pts",
+                                                                                          "num_radar_pts")}
+            for r in obj]
+    assert detect_format(lyft, "x") == "pcdet-lyft"
+    with pytest.raises(DataError, match="no key 'point_cloud'"):
+        from assignaudit.sources.infos_pcdet import read_kitti
+
+        read_kitti(obj, "f.pkl", data_path=INFOS)
+
+
+# ---- bad input: one error line, exit 2, nothing written --------------------------------------------------------
+
+
+class _Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _bad(tmp_path: Path, payload: bytes, *extra: str):
+    path = tmp_path / "bad.pkl"
+    path.write_bytes(payload)
+    out = tmp_path / "out"
+    res = _count(out, "--config", str(PCDET_NUSC), "--infos", str(path), *extra)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+    assert not out.exists()
+    return lines[0]
+
+
+def test_a_pickle_that_calls_os_system_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    payload = pickle.dumps([_Evil(marker)])
+    assert b"system" in payload  # the pickle really names os.system (posix.system)
+    msg = _bad(tmp_path, payload)
+    assert "refused" in msg and "system" in msg and not marker.exists()
+
+
+def test_truncated_and_foreign_pickles(tmp_path):
+    good = (INFOS / "pcdet_nuscenes_infos_train.pkl").read_bytes()
+    assert "truncated" in _bad(tmp_path, good[: len(good) // 2])
+    assert "not a framework info file" in _bad(tmp_path, pickle.dumps({"a": 1}))
+    assert "not a framework info file" in _bad(tmp_path, pickle.dumps(3))
+    assert "record 0 is a int" in _bad(tmp_path, pickle.dumps([1, 2]))
+    assert "not a readable pickle" in _bad(tmp_path, b"not a pickle at all")
+    assert "update_infos_to_v2.py" in _bad(tmp_path, pickle.dumps({"infos": [], "metadata": {"version": "v1.0"}}))
+    assert "--db-infos" in _bad(tmp_path, (INFOS / "pcdet_kitti_dbinfos_train.pkl").read_bytes())
+    obj = pickle.loads(good)
+    obj[1]["gt_boxes"] = obj[1]["gt_boxes"][:, :5]
+    assert "gt_boxes has shape" in _bad(tmp_path, pickle.dumps(obj))
+    obj = pickle.loads(good)
+    obj[2]["gt_boxes"][0, 3] = -1.0
+    assert "box size must be > 0" in _bad(tmp_path, pickle.dumps(obj))
+    obj = pickle.loads(good)
+    obj[0]["num_lidar_pts"] = obj[0]["num_lidar_pts"][:-1]
+    assert "num_lidar_pts has" in _bad(tmp_path, pickle.dumps(obj))
+
+
+def test_info_classes_the_config_does_not_know(tmp_path):
+    msg = _bad(tmp_path, (INFOS / "pcdet_kitti_infos_train.pkl").read_bytes())
+    assert "none of the config classes" in msg
+
+
+def test_old_mmdet3d_kitti_list_is_refused():
+    with pytest.raises(DataError, match="update_infos_to_v2.py"):
+        detect_format([{"image": {"image_idx": 0}, "point_cloud": {"velodyne_path": "x.bin"}}], "old.pkl")
