@@ -226,3 +226,75 @@ def test_info_classes_the_config_does_not_know(tmp_path):
 def test_old_mmdet3d_kitti_list_is_refused():
     with pytest.raises(DataError, match="update_infos_to_v2.py"):
         detect_format([{"image": {"image_idx": 0}, "point_cloud": {"velodyne_path": "x.bin"}}], "old.pkl")
+
+
+# ---- mmdetection3d v2 -----------------------------------------------------------------------------------------
+
+MM = DATA / "mmdet3d/configs"
+MM_NUSC = MM / "pointpillars/pointpillars_hv_secfpn_sbn-all_8xb4-2x_nus-3d.py"
+MM_KITTI = MM / "pointpillars/pointpillars_hv_secfpn_8xb6-160e_kitti-3d-3class.py"
+
+
+def test_mmdet3d_nuscenes_frames_equal_the_dataroot_frames(nusc_source):
+    src = open_infos([INFOS / "mmdet3d_nuscenes_infos_train.pkl"])
+    assert src.format == "mmdet3d-nuscenes" and src.info.kind == "mmdet3d_infos"
+    for a, b in zip(src.frames(), nusc_source.frames()):  # the mmdet3d converter drops no box
+        assert a.sample_token == b.sample_token
+        np.testing.assert_allclose(a.boxes_lidar[:, :7], b.boxes_lidar[:, :7], atol=1e-9)
+        np.testing.assert_allclose(a.boxes_lidar[:, 7:], np.nan_to_num(b.boxes_lidar[:, 7:]), atol=1e-9)
+        assert a.detection_class.tolist() == b.detection_class.tolist()  # -1 labels: no class, like the devkit's None
+        assert a.num_radar_pts.tolist() == b.num_radar_pts.tolist()
+
+
+@pytest.mark.parametrize("config", ["centerpoint/centerpoint_voxel01_second_secfpn_8xb4-cyclic-20e_nus-3d.py",
+                                    "pointpillars/pointpillars_hv_secfpn_sbn-all_8xb4-2x_nus-3d.py"])
+def test_count_on_mmdet3d_nuscenes_infos_equals_dataroot(tmp_path, config):
+    ra = _count(tmp_path / "a", "--config", str(MM / config))
+    rb = _count(tmp_path / "b", "--config", str(MM / config), "--infos",
+                str(INFOS / "mmdet3d_nuscenes_infos_train.pkl"))
+    assert ra.exit_code == 0 and rb.exit_code == 0, ra.output + rb.output
+    pd.testing.assert_frame_equal(read_report(tmp_path / "a/summary.parquet")[0],
+                                  read_report(tmp_path / "b/summary.parquet")[0])
+
+
+def test_mmdet3d_kitti_boxes_through_lidar2cam_equal_the_pcdet_boxes():
+    from assignaudit.config.loader import load_config
+
+    pc = open_infos([INFOS / "pcdet_kitti_infos_train.pkl"])
+    mm = open_infos([INFOS / "mmdet3d_kitti_infos_train.pkl"])
+    assert mm.sample_tokens() == pc.sample_tokens()
+    for a, b in zip(mm.frames(), pc.frames()):
+        assert a.detection_class.tolist() == b.detection_class.tolist()  # DontCare (-1) removed
+        np.testing.assert_allclose(a.boxes_lidar[:, :7], b.boxes_lidar[:, :7], atol=2e-4)
+        assert a.difficulty.tolist() == b.difficulty.tolist() and a.num_lidar_pts.tolist() == b.num_lidar_pts.tolist()
+        np.testing.assert_allclose(a.extra["kitti_calib"].r0_rect, b.extra["kitti_calib"].r0_rect)
+    # with a 3-class config, the classes it leaves out map to -1 and are removed (_remove_dontcare)
+    three = open_infos([INFOS / "mmdet3d_kitti_infos_train.pkl"], config=load_config(str(MM_KITTI)))
+    names = {c for f in three.frames() for c in f.detection_class}
+    assert names == {"Car", "Pedestrian", "Cyclist"}
+
+
+def test_mmdet3d_waymo_bottom_centre_boxes_equal_the_pcdet_boxes():
+    pc = list(open_infos([INFOS / "pcdet_waymo_infos_train.pkl"]).frames())
+    mm = list(open_infos([INFOS / "mmdet3d_waymo_infos_train.pkl"]).frames())
+    assert len(pc) == len(mm)
+    for a, b in zip(mm, pc):
+        keep = b.detection_class != "Sign"  # Sign is -1 in the mmdet3d categories: removed
+        np.testing.assert_allclose(a.boxes_lidar[:, :7], b.boxes_lidar[keep, :7], atol=1e-9)
+        assert a.detection_class.tolist() == ["Car" if c == "Vehicle" else c for c in b.detection_class[keep]]
+
+
+def test_mmdet3d_bad_records(tmp_path):
+    good = pickle.loads((INFOS / "mmdet3d_kitti_infos_train.pkl").read_bytes())
+    bad = pickle.loads(pickle.dumps(good))
+    del bad["data_list"][0]["images"]["CAM2"]["lidar2cam"]
+    assert "lidar2cam" in _bad(tmp_path, pickle.dumps(bad))
+    bad = pickle.loads(pickle.dumps(good))
+    bad["data_list"][1]["instances"][0]["bbox_label_3d"] = 42
+    assert "bbox_label_3d 42 is not in metainfo.categories" in _bad(tmp_path, pickle.dumps(bad))
+    bad = pickle.loads(pickle.dumps(good))
+    bad["data_list"][1]["instances"][0]["bbox_3d"] = [1.0, 2.0]
+    assert "bbox_3d is not a numeric array" in _bad(tmp_path, pickle.dumps(bad))
+    for inst in bad["data_list"][1]["instances"]:
+        inst["bbox_3d"] = [1.0, 2.0]
+    assert "bbox_3d has shape (9, 2), expected [N, 7]" in _bad(tmp_path, pickle.dumps(bad))

@@ -61,7 +61,7 @@ def array(value: Any, where: str, what: str, *, dtype=np.float64, shape_tail: tu
     try:
         arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError):
-        raise DataError(f"{where}: {what} is not numeric") from None
+        raise DataError(f"{where}: {what} is not a numeric array (non-numbers, or rows of different lengths)") from None
     if shape_tail is not None:
         if arr.size == 0 and n in (None, 0):
             arr = arr.reshape((0, *shape_tail))
