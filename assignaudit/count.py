@@ -215,22 +215,34 @@ def limited(frames: Iterator[Frame], max_frames: int | None) -> Iterator[Frame]:
 
 
 def make_replay(config: DetectorConfig, source: BoxSource, *, seed: int, augment: bool, max_frames: int | None,
-                check: tuple[DetectorConfig, ...] = (), db_infos: tuple[Path, ...] = ()) -> AugmentationReplay:
+                check: tuple[DetectorConfig, ...] = (), db_infos: tuple[Path, ...] = (),
+                record: dict[str, Any] | None = None) -> AugmentationReplay:
     """The seeded augmentation replay of ``config`` over ``source`` (a GT database pass first when the config pastes
     objects). Checks that every class of ``config`` (and of the ``check`` configs) occurs in the dataset.
 
     ``augment=False`` (``--no-augment``): no random op at all (the filters still apply), so no database is needed.
+    The database is the user's dbinfos file when `assignaudit.sources.dbinfos.choose_database` finds one
+    (``db_infos`` = ``--db-infos``, else the config's under the source's ``data_path``), else rebuilt from the
+    source; ``record["gt_database"]`` (when ``record`` is given) says which.
     """
-    uses_db = augment and gt_sampling_op(config) is not None
-    if db_infos:
-        raise ConfigError("--db-infos: reading a gt_sampling database file is not supported yet")
+    from assignaudit.sources.dbinfos import choose_database, load_database
+
+    has_op = gt_sampling_op(config) is not None
+    uses_db = augment and has_op
+    if db_infos and not has_op:
+        raise ConfigError("--db-infos: the config has no gt_sampling / ObjectSample step to draw from a database")
     vocabulary = dataset_classes(source)
     database = None
-    if uses_db or vocabulary is None:
+    choice = choose_database(config, db_infos, getattr(source, "data_path", None)) if uses_db else None
+    if (uses_db and choice.kind == "rebuilt") or vocabulary is None:
         database, seen = build_database(limited(source.frames(), max_frames), config, return_classes=True)
         vocabulary = vocabulary or tuple(sorted(seen))
     for cfg in (config, *check):
         check_classes(cfg, set(vocabulary))
+    if choice is not None and choice.kind == "file":
+        database = load_database(choice.paths, config)
+    if record is not None and choice is not None:
+        record["gt_database"] = {**choice.metadata(), "entries_per_class": database.sizes()}
     replay_config = config if augment else dataclasses.replace(config, augmentations=())
     return AugmentationReplay(replay_config, database if uses_db else None, seed=seed)
 
@@ -339,8 +351,9 @@ def run_count(
         if missing:
             raise DataError(f"query dump {dump.path}: no entry for sample_token {missing[0]!r} ({len(missing)} of "
                             f"{len(tokens)} frame(s) to count are missing; limit the frames with --max-frames)")
+    db_record: dict[str, Any] = {}
     replay = make_replay(config, source, seed=options.seed, augment=augment, max_frames=options.max_frames,
-                         db_infos=options.db_infos)
+                         db_infos=options.db_infos, record=db_record)
 
     total = total_frames * replays
     resolved = config.to_dict()
@@ -363,6 +376,7 @@ def run_count(
         device=str(device),
         iou_percentile_resolution=1.0 / IOU_HIST_BINS,
         **dump_meta,
+        **db_record,
         **family,
     )
 
