@@ -298,3 +298,17 @@ def test_mmdet3d_bad_records(tmp_path):
     for inst in bad["data_list"][1]["instances"]:
         inst["bbox_3d"] = [1.0, 2.0]
     assert "bbox_3d has shape (9, 2), expected [N, 7]" in _bad(tmp_path, pickle.dumps(bad))
+
+
+@pytest.mark.parametrize("name", ["pcdet_nuscenes", "pcdet_kitti", "pcdet_waymo", "mmdet3d_nuscenes", "mmdet3d_kitti",
+                                  "mmdet3d_waymo"])
+def test_info_command_on_every_info_format(name):
+    import json
+
+    res = runner.invoke(app, ["info", "--infos", str(INFOS / f"{name}_infos_train.pkl"), "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["source"]["kind"] == name.split("_")[0] + "_infos"
+    assert payload["source"]["version"] == name.replace("_", "-")
+    n = 3 if "kitti" in name else 24
+    assert payload["num_samples"] == n and payload["num_annotations"] > 0
