@@ -90,6 +90,10 @@ def _instances(rec: Any, where: str, i: int) -> list[dict]:
 
 
 def _column(inst: list[dict], key: str, where: str, default: Any = None) -> list:
+    try:
+        return [x[key] for x in inst]
+    except KeyError:
+        pass
     out = []
     for k, x in enumerate(inst):
         if key in x:
