@@ -312,3 +312,76 @@ def test_info_command_on_every_info_format(name):
     assert payload["source"]["version"] == name.replace("_", "-")
     n = 3 if "kitti" in name else 24
     assert payload["num_samples"] == n and payload["num_annotations"] > 0
+
+
+# ---- Lyft, ONCE, Argoverse 2 (OpenPCDet layouts built from the nuScenes infos) --------------------------------
+
+
+def _nusc_records():
+    return pickle.loads((INFOS / "pcdet_nuscenes_infos_train.pkl").read_bytes())
+
+
+def test_lyft_once_argo2_layouts(tmp_path):
+    recs = _nusc_records()
+    layouts = {
+        "pcdet-lyft": [{"lidar_path": r["lidar_path"], "token": r["token"], "gt_boxes": r["gt_boxes"][:, :7],
+                        "gt_names": r["gt_names"], "gt_boxes_token": r["gt_boxes_token"]} for r in recs],
+        "pcdet-once": [{"sequence_id": "000076", "frame_id": str(1616000000000 + k), "meta_info": {},
+                        **({"annos": {"name": r["gt_names"], "boxes_3d": r["gt_boxes"][:, :7],
+                                      "num_points_in_gt": r["num_lidar_pts"]}} if k % 4 else {})}
+                       for k, r in enumerate(recs)],
+        "pcdet-argo2": [{"uuid": f"log/{315967376000 + k}", "sample_idx": k, "image": {},
+                         "point_cloud": {"num_features": 3, "velodyne_path": f"training/velodyne/{315967376000 + k}.bin"},
+                         "annos": {"name": r["gt_names"], "location": r["gt_boxes"][:, :3],
+                                   "dimensions": r["gt_boxes"][:, 3:6], "rotation_y": r["gt_boxes"][:, 6],
+                                   "num_points_in_gt": r["num_lidar_pts"].astype(np.int32)}}
+                        for k, r in enumerate(recs)],
+    }
+    for fmt, obj in layouts.items():
+        assert detect_format(obj, "x") == fmt
+        path = tmp_path / f"{fmt}.pkl"
+        path.write_bytes(pickle.dumps(obj))
+        src = open_infos([path])
+        kept = [r for k, r in enumerate(recs) if fmt != "pcdet-once" or k % 4]
+        assert len(src) == len(kept)
+        for f, r in zip(src.frames(), kept):
+            tol = 1e-5 if fmt == "pcdet-argo2" else 0  # argo2: float32, as __getitem__
+            np.testing.assert_allclose(f.boxes_lidar[:, :6], r["gt_boxes"][:, :6], atol=tol, rtol=1e-6)
+            assert f.detection_class.tolist() == r["gt_names"].tolist()
+            if fmt == "pcdet-lyft":
+                assert (f.num_lidar_pts == -1).all() and np.isnan(f.boxes_lidar[:, 7:]).all()
+            else:
+                assert f.num_lidar_pts.tolist() == r["num_lidar_pts"].tolist()
+    assert open_infos([tmp_path / "pcdet-argo2.pkl"]).sample_tokens()[0] == "315967376000"
+
+
+def test_committed_fixtures_equal_the_generator(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mif", Path(__file__).parents[1] / "fixtures/make_info_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    written = mod.make_info_fixtures(tmp_path)
+    assert sorted(p.name for p in INFOS.glob("*.pkl")) == sorted(written)
+
+    def same(a, b, where):
+        assert type(a) is type(b), where
+        if isinstance(a, dict):
+            assert list(a) == list(b), where
+            for k in a:
+                same(a[k], b[k], f"{where}.{k}")
+        elif isinstance(a, (list, tuple)):
+            assert len(a) == len(b), where
+            for k, (x, y) in enumerate(zip(a, b)):
+                same(x, y, f"{where}[{k}]")
+        elif isinstance(a, np.ndarray) and a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9, err_msg=where)  # BLAS rounding may differ
+        elif isinstance(a, float):
+            assert a == pytest.approx(b, rel=1e-12, abs=1e-9, nan_ok=True), where
+        elif isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=where)
+        else:
+            assert a == b, where
+
+    for name, path in written.items():
+        same(pickle.loads(path.read_bytes()), pickle.loads((INFOS / name).read_bytes()), name)

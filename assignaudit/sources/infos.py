@@ -5,7 +5,8 @@ detects the format from the content (or takes ``--infos-format``) and hands the 
 that format; each format is one module:
 
 * `assignaudit.sources.infos_pcdet`: OpenPCDet ``kitti_infos_*.pkl`` (``pcdet-kitti``), ``nuscenes_infos_*.pkl``
-  (``pcdet-nuscenes``), ``waymo_processed_data_*_infos_*.pkl`` (``pcdet-waymo``), Lyft (``pcdet-lyft``);
+  (``pcdet-nuscenes``), ``waymo_processed_data_*_infos_*.pkl`` (``pcdet-waymo``), Lyft (``pcdet-lyft``), ONCE
+  (``pcdet-once``), Argoverse 2 (``pcdet-argo2``);
 * `assignaudit.sources.infos_mmdet3d`: mmdetection3d >= 1.1 v2 infos (``metainfo`` + ``data_list``):
   ``mmdet3d-nuscenes``, ``mmdet3d-kitti``, ``mmdet3d-waymo``, ``mmdet3d-lyft``.
 
@@ -15,8 +16,8 @@ Detection (`detect_format`), from the structure only:
 * a dict with ``infos`` (and ``metadata``), or a list whose records have ``image.image_idx`` and
   ``point_cloud.velodyne_path``: mmdetection3d before 1.1, refused with the name of its update script;
 * a list of dicts: OpenPCDet, by the keys of the first record: ``point_cloud.lidar_sequence`` -> Waymo,
-  ``point_cloud.lidar_idx`` + ``annos`` -> KITTI, ``gt_boxes`` + ``num_lidar_pts`` -> nuScenes, ``gt_boxes``
-  without point counts -> Lyft.
+  ``point_cloud.lidar_idx`` -> KITTI, ``point_cloud.velodyne_path`` + ``uuid`` -> Argoverse 2, ``sequence_id`` +
+  ``frame_id`` -> ONCE, ``gt_boxes`` + ``num_lidar_pts`` -> nuScenes, ``gt_boxes`` without point counts -> Lyft.
 
 ``--data-path DIR`` without ``--infos``: the config's train infos (`DatasetSpec.train_infos`, OpenPCDet
 ``INFO_PATH[DATA_SPLIT['train']]``, mmdet3d ``ann_file``; for Waymo ``<PROCESSED_DATA_TAG>_infos_<train split>.pkl``)
@@ -37,7 +38,7 @@ from assignaudit.sources.safe_pickle import safe_load
 if TYPE_CHECKING:
     from assignaudit.config.model import DetectorConfig
 
-PCDET_FORMATS = ("pcdet-kitti", "pcdet-nuscenes", "pcdet-waymo", "pcdet-lyft")
+PCDET_FORMATS = ("pcdet-kitti", "pcdet-nuscenes", "pcdet-waymo", "pcdet-lyft", "pcdet-once", "pcdet-argo2")
 MMDET3D_FORMATS = ("mmdet3d-nuscenes", "mmdet3d-kitti", "mmdet3d-waymo", "mmdet3d-lyft")
 INFO_FORMATS = PCDET_FORMATS + MMDET3D_FORMATS
 UPDATE_SCRIPT = "tools/dataset_converters/update_infos_to_v2.py"
@@ -91,6 +92,10 @@ def detect_format(obj: Any, where: str) -> str:
         return "pcdet-waymo"
     if isinstance(pc, dict) and "lidar_idx" in pc:
         return "pcdet-kitti"
+    if isinstance(pc, dict) and "velodyne_path" in pc and "uuid" in first:
+        return "pcdet-argo2"
+    if "sequence_id" in first and "frame_id" in first:
+        return "pcdet-once"
     if "gt_boxes" in first or "lidar_path" in first:
         return "pcdet-nuscenes" if "num_lidar_pts" in first or "gt_boxes" not in first else "pcdet-lyft"
     raise DataError(f"{where}: record 0 has keys {sorted(map(str, first))[:10]}, which match no known info format "

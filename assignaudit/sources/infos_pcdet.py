@@ -20,6 +20,11 @@ our own code from pcdet/datasets/<name>/<name>_dataset.py and the converters tha
   config's ``FILTER_EMPTY_BOXES_FOR_TRAIN`` boxes with ``num_points_in_gt <= 0`` are dropped (training mode, which is
   what ``count`` audits); ``SAMPLED_INTERVAL['train']`` keeps every k-th frame, as ``include_waymo_data``. Without
   ``TRAIN_WITH_SPEED`` the dataset keeps 7 columns: the velocity is then NaN.
+``pcdet-once`` (once_dataset.py): ``frame_id``, ``annos.{name, boxes_3d [N, 7], num_points_in_gt}``; frames without
+  ``annos`` are left out (the training split keeps only annotated frames).
+``pcdet-argo2`` (argo2_dataset.py): frame id from ``point_cloud.velodyne_path`` (as ``__getitem__``),
+  ``annos.{name, location (ego-frame centre), dimensions (l, w, h), rotation_y, num_points_in_gt}`` (float32 as
+  ``__getitem__`` casts them); class names as the converter writes them (``REGULAR_VEHICLE``, ...).
 ``pcdet-lyft`` (lyft_utils.py, lyft_dataset.py): ``token``, ``gt_boxes [N, 7]``, ``gt_names`` (Lyft's names). The
   Lyft dataset class reads no ``FILTER_MIN_POINTS_IN_GT`` and the info has no point counts: -1 (unknown, kept by
   every point filter).
@@ -231,6 +236,43 @@ def read_waymo(obj: Any, where: str, *, config: "DetectorConfig | None" = None, 
     return frames
 
 
+def read_once(obj: Any, where: str, *, config: "DetectorConfig | None" = None, data_path: Path) -> list[Frame]:
+    frames = []
+    for i, rec in enumerate(_records(obj, where)):
+        fid = str(get(rec, "frame_id", where, f"record {i}"))
+        if "annos" not in rec:  # once_dataset.py: the training split keeps only the annotated frames
+            continue
+        w = f"{where}: frame {fid}"
+        annos = rec["annos"]
+        names = names_array(get(annos, "name", w, "annos"), w, "annos.name")
+        boxes = array(get(annos, "boxes_3d", w, "annos"), w, "annos.boxes_3d", shape_tail=(7,), n=names.shape[0])
+        pts = annos.get("num_points_in_gt") if isinstance(annos, dict) else None
+        pts = None if pts is None else array(pts, w, "annos.num_points_in_gt", n=names.shape[0])
+        frames.append(make_frame(fid, pcdet_to_canonical(boxes), names, w, pts=pts))
+    return frames
+
+
+def read_argo2(obj: Any, where: str, *, config: "DetectorConfig | None" = None, data_path: Path) -> list[Frame]:
+    frames = []
+    for i, rec in enumerate(_records(obj, where)):
+        velo = str(get(get(rec, "point_cloud", where, f"record {i}"), "velodyne_path", where, f"record {i}.point_cloud"))
+        fid = velo.split("/")[-1].rstrip(".bin")  # argo2_dataset.py __getitem__'s frame id, rstrip included
+        w = f"{where}: frame {fid}"
+        annos = get(rec, "annos", where, f"record {i}")
+        names = names_array(get(annos, "name", w, "annos"), w, "annos.name")
+        n = names.shape[0]
+        loc = array(get(annos, "location", w, "annos"), w, "annos.location", dtype=np.float32, shape_tail=(3,), n=n)
+        dims = array(get(annos, "dimensions", w, "annos"), w, "annos.dimensions", dtype=np.float32, shape_tail=(3,),
+                     n=n)
+        rot = array(get(annos, "rotation_y", w, "annos"), w, "annos.rotation_y", dtype=np.float32, n=n)
+        pts = annos.get("num_points_in_gt")
+        pts = None if pts is None else array(pts, w, "annos.num_points_in_gt", n=n)
+        boxes = np.concatenate([loc, dims, rot[:, None]], axis=1).astype(np.float64)  # ego-frame centre, (l, w, h)
+        frames.append(make_frame(fid, pcdet_to_canonical(boxes), names, w, pts=pts))
+    return frames
+
+
 READERS: dict[str, Callable[..., list[Frame]]] = {
     "pcdet-kitti": read_kitti, "pcdet-nuscenes": read_nuscenes, "pcdet-waymo": read_waymo, "pcdet-lyft": read_lyft,
+    "pcdet-once": read_once, "pcdet-argo2": read_argo2,
 }
