@@ -385,3 +385,22 @@ def test_committed_fixtures_equal_the_generator(tmp_path):
 
     for name, path in written.items():
         same(pickle.loads(path.read_bytes()), pickle.loads((INFOS / name).read_bytes()), name)
+
+
+def test_forcing_the_format_and_bad_kitti_calib(tmp_path):
+    nus = (INFOS / "pcdet_nuscenes_infos_train.pkl").read_bytes()
+    assert "no key 'point_cloud'" in _bad(tmp_path, nus, "--infos-format", "pcdet-kitti")
+    assert "unknown format 'pcdet-foo'" in _bad(tmp_path, nus, "--infos-format", "pcdet-foo")
+    res = _count(tmp_path / "ok", "--config", str(PCDET_NUSC), "--infos", str(INFOS / "pcdet_nuscenes_infos_train.pkl"),
+                 "--infos-format", "pcdet-nuscenes", "--no-augment")
+    assert res.exit_code == 0, res.output
+    kitti = pickle.loads((INFOS / "pcdet_kitti_infos_train.pkl").read_bytes())
+    del kitti[1]["calib"]["Tr_velo_to_cam"]
+    path = tmp_path / "k.pkl"
+    path.write_bytes(pickle.dumps(kitti))
+    res = _count(tmp_path / "k", "--config", str(PCDET_KITTI), "--infos", str(path))
+    assert res.exit_code == 2 and "record 1.calib has no key 'Tr_velo_to_cam'" in res.output
+    assert not (tmp_path / "k").exists()
+    res = _count(tmp_path / "s", "--config", str(PCDET_KITTI), "--infos", str(INFOS / "pcdet_kitti_infos_train.pkl"),
+                 "--split", "val")
+    assert res.exit_code == 2 and "--split does not apply" in res.output

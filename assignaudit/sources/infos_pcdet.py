@@ -195,8 +195,9 @@ def read_nuscenes(obj: Any, where: str, *, config: "DetectorConfig | None" = Non
             extra_kw["global_SE3_lidar"] = global_from_car @ np.linalg.inv(ref_from_car)
             extra_kw["ego_translation_global"] = global_from_car[:3, 3].copy()
         extra = {"timestamp_us": int(rec["timestamp"])} if isinstance(rec.get("timestamp"), (int, np.integer)) else {}
-        frames.append(make_frame(token, boxes, names, w, pts=pts, radar=radar, ann=ann,
-                                 lidar_path=_lidar(data_path, rec.get("lidar_path")), extra=extra, **extra_kw))
+        if rec.get("lidar_path"):
+            extra["lidar_path_in_info"] = str(rec["lidar_path"])  # a .pcd.bin of 5 columns: not Frame.lidar_path
+        frames.append(make_frame(token, boxes, names, w, pts=pts, radar=radar, ann=ann, extra=extra, **extra_kw))
     return frames
 
 
