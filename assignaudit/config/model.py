@@ -41,6 +41,9 @@ class PostProcessing:
     nms_pre_maxsize: int | None = None
     nms_post_maxsize: int | None = None
     circle_min_radius_sq: tuple[float, ...] = ()  # squared metres, per task/class group
+    nms_thresh_per_class: tuple[float, ...] = ()
+    """OpenPCDet ``class_specific_nms`` (DSVT CenterHead): ``NMS_THRESH[k]`` for the class of label k, NMS per
+    class; empty otherwise. `yaw` asks for ``--nms-thresh`` when the values differ."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,11 @@ class DatasetSpec:
     """OpenPCDet ``DB_DATA_PATH`` (shared-memory point files; no effect on boxes, recorded)."""
     options: tuple[tuple[str, str], ...] = ()
     """Dataset-class options that change which GT a frame hands on (``FILTER_EMPTY_BOXES_FOR_TRAIN``, ...), as
-    ``(key, json value)`` pairs, for the record."""
+    ``(key, json value)`` pairs, for the record; OpenPCDet gt_sampling options that touch only points or files
+    (``USE_SHARED_MEMORY``, ``FILTER_OBJ_POINTS_BY_TIMESTAMP``, ``TIME_RANGE``, ``BACKUP_DB_INFO``, ...) are
+    recorded as ``gt_sampling.<KEY>``."""
+    backup_db_data_path: tuple[str, ...] = ()
+    """OpenPCDet ``BACKUP_DB_INFO.DB_DATA_PATH``: the point file that goes with ``backup_db_infos``."""
 
 
 HEAD_KINDS = ("anchor", "center", "query")

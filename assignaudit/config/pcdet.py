@@ -41,8 +41,12 @@ _AUG_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gt_sampling": (
         ("SAMPLE_GROUPS", "PREPARE", "LIMIT_WHOLE_SCENE", "USE_ROAD_PLANE"),
         # Paths and point-cloud plumbing; REMOVE_EXTRA_WIDTH only enlarges the region whose *points* are removed.
+        # BACKUP_DB_INFO only chooses the database file (checked and recorded in DatasetSpec); FILTER_OBJ_POINTS_BY_
+        # TIMESTAMP / TIME_RANGE drop pasted *points* by timestamp after the boxes are chosen (add_sampled_boxes_to_
+        # scene), so they change no box: accepted and recorded.
         ("DB_INFO_PATH", "DB_DATA_PATH", "NUM_POINT_FEATURES", "DATABASE_WITH_FAKELIDAR", "REMOVE_EXTRA_WIDTH",
-         "USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT"),
+         "USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT", "BACKUP_DB_INFO", "FILTER_OBJ_POINTS_BY_TIMESTAMP",
+         "TIME_RANGE"),
     ),
     "random_world_flip": (("ALONG_AXIS_LIST",), ()),
     "random_world_rotation": (("WORLD_ROT_ANGLE",), ()),
@@ -64,6 +68,10 @@ _NMS_TYPES = ("nms_gpu", "nms_normal_gpu")
 _VOXEL_PROCESSORS = ("transform_points_to_voxels", "transform_points_to_voxels_placeholder")
 _RANGE_PROCESSOR = "mask_points_and_boxes_outside_range"
 _RANGE_KEYS = ("NAME", "REMOVE_OUTSIDE_BOXES", "USE_CENTER_TO_FILTER")
+# Keys shipped configs carry that OpenPCDet 8cacccec never reads (grep of pcdet/): accepted, they change nothing.
+_RANGE_UNREAD = ("STRICT_MASK",)
+_CENTER_UNREAD = ("DENSE_REG",)
+_BACKUP_DB_KEYS = ("DB_INFO_PATH", "DB_DATA_PATH", "NUM_POINT_FEATURES")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -169,6 +177,7 @@ def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool) -> AugO
                 raise chk.error(join(path, "USE_ROAD_PLANE"), "not supported with MATCH_HEIGHT True (the road "
                                                              "plane moves sampled boxes in z; assignaudit has no "
                                                              "road planes)")
+        _check_gt_sampling_files(chk, entry, path)
         prepare = chk.mapping(entry.get("PREPARE", {}), join(path, "PREPARE"))
         for key in prepare:
             if key not in _PREPARE_KEYS:
@@ -204,6 +213,34 @@ def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool) -> AugO
     if min(std) < 0:
         raise chk.error(std_path, f"a standard deviation cannot be negative, got {show(std_raw)}")
     return WorldTranslation(std_m=std)  # type: ignore[arg-type]
+
+
+def _check_gt_sampling_files(chk: Checker, entry: Mapping, path: str) -> None:
+    """The database-file and point-only options of ``gt_sampling`` (database_sampler.py ``__init__`` and
+    ``add_sampled_boxes_to_scene``): checked here so a malformed value is an error, recorded in `DatasetSpec`.
+
+    ``BACKUP_DB_INFO``: when a ``DB_INFO_PATH`` file does not exist, upstream asserts there is exactly one and loads
+    ``BACKUP_DB_INFO.DB_INFO_PATH`` instead (and its ``DB_DATA_PATH`` / ``NUM_POINT_FEATURES``). Which file exists is
+    a property of the data folder, so the infos reader makes that choice and reports it; the boxes it yields are
+    sampled with the same SAMPLE_GROUPS / PREPARE either way."""
+    if "BACKUP_DB_INFO" in entry:
+        b_path = join(path, "BACKUP_DB_INFO")
+        backup = chk.mapping(entry["BACKUP_DB_INFO"], b_path)
+        chk.no_unknown_keys(backup, b_path, _BACKUP_DB_KEYS)
+        chk.string(chk.required(backup, "DB_INFO_PATH", b_path), join(b_path, "DB_INFO_PATH"))
+        if "DB_DATA_PATH" in backup:
+            chk.string(backup["DB_DATA_PATH"], join(b_path, "DB_DATA_PATH"))
+        if "NUM_POINT_FEATURES" in backup:
+            chk.integer(backup["NUM_POINT_FEATURES"], join(b_path, "NUM_POINT_FEATURES"), minimum=1)
+        infos = entry.get("DB_INFO_PATH")
+        if isinstance(infos, (list, tuple)) and len(infos) != 1:
+            raise chk.error(join(path, "DB_INFO_PATH"), f"BACKUP_DB_INFO needs exactly one DB_INFO_PATH (upstream "
+                                                        f"asserts it when falling back), got {len(infos)}")
+    for key in ("USE_SHARED_MEMORY", "FILTER_OBJ_POINTS_BY_TIMESTAMP"):
+        if key in entry:
+            chk.boolean(entry[key], join(path, key))
+    if entry.get("FILTER_OBJ_POINTS_BY_TIMESTAMP", False):
+        chk.numbers(chk.required(entry, "TIME_RANGE", path), join(path, "TIME_RANGE"), length=2)
 
 
 def _augmentations(chk: Checker, data: Mapping, path: str, match_height: bool
@@ -250,7 +287,7 @@ def _data_processor(chk: Checker, data: Mapping, path: str) -> tuple[float, floa
                                 length=3, positive=True)
         elif name == _RANGE_PROCESSOR:
             range_seen = True
-            _check_entry_keys(chk, entry, entry_path, name, _RANGE_KEYS[1:], ())
+            _check_entry_keys(chk, entry, entry_path, name, _RANGE_KEYS[1:], _RANGE_UNREAD)
             if not chk.boolean(entry.get("REMOVE_OUTSIDE_BOXES", False), join(entry_path, "REMOVE_OUTSIDE_BOXES")):
                 raise chk.error(join(entry_path, "REMOVE_OUTSIDE_BOXES"),
                                 "False keeps boxes outside the range; assignaudit reproduces only the filtering "
@@ -341,8 +378,11 @@ def _post_processing(chk: Checker, section: Mapping, path: str) -> PostProcessin
     def opt_int(key: str, default: int | None) -> int | None:
         return chk.integer(nms[key], join(nms_path, key), minimum=1) if key in nms else default
 
+    score_thresh = chk.fraction(pp.get("SCORE_THRESH", d.score_thresh), join(pp_path, "SCORE_THRESH"))
+    if nms.get("NMS_TYPE") == "class_specific_nms":
+        return _class_specific_nms(chk, nms, nms_path, score_thresh)
     return PostProcessing(
-        score_thresh=chk.fraction(pp.get("SCORE_THRESH", d.score_thresh), join(pp_path, "SCORE_THRESH")),
+        score_thresh=score_thresh,
         multi_classes_nms=chk.boolean(nms.get("MULTI_CLASSES_NMS", d.multi_classes_nms),
                                       join(nms_path, "MULTI_CLASSES_NMS")),
         nms_type=chk.choice(nms.get("NMS_TYPE", d.nms_type), join(nms_path, "NMS_TYPE"), _NMS_TYPES),
@@ -350,6 +390,26 @@ def _post_processing(chk: Checker, section: Mapping, path: str) -> PostProcessin
         nms_pre_maxsize=opt_int("NMS_PRE_MAXSIZE", d.nms_pre_maxsize),
         nms_post_maxsize=opt_int("NMS_POST_MAXSIZE", d.nms_post_maxsize),
     )
+
+
+def _class_specific_nms(chk: Checker, nms: Mapping, nms_path: str, score_thresh: float) -> PostProcessing:
+    """``NMS_TYPE: class_specific_nms`` (model_nms_utils.py ``class_specific_nms``, CenterHead only): for each label
+    k < len(NMS_THRESH), rotated NMS (nms_gpu) of that class's boxes with NMS_THRESH[k], NMS_PRE_MAXSIZE[k],
+    NMS_POST_MAXSIZE[k]."""
+    chk.no_unknown_keys(nms, nms_path, ("NMS_TYPE", "NMS_THRESH", "NMS_PRE_MAXSIZE", "NMS_POST_MAXSIZE"))
+    thresh = tuple(chk.fraction(v, join(join(nms_path, "NMS_THRESH"), i)) for i, v in enumerate(
+        chk.sequence(chk.required(nms, "NMS_THRESH", nms_path), join(nms_path, "NMS_THRESH"), min_length=1)))
+    sizes = {}
+    for key in ("NMS_PRE_MAXSIZE", "NMS_POST_MAXSIZE"):
+        values = chk.sequence(chk.required(nms, key, nms_path), join(nms_path, key), length=len(thresh))
+        ints = {chk.integer(v, join(join(nms_path, key), i), minimum=1) for i, v in enumerate(values)}
+        if len(ints) != 1:
+            raise chk.error(join(nms_path, key), f"per-class values {sorted(ints)} are not reproduced (assignaudit "
+                                                 "takes one size for all classes)")
+        sizes[key] = ints.pop()
+    return PostProcessing(score_thresh=score_thresh, multi_classes_nms=True, nms_type="nms_gpu",
+                          nms_thresh=thresh[0], nms_pre_maxsize=sizes["NMS_PRE_MAXSIZE"],
+                          nms_post_maxsize=sizes["NMS_POST_MAXSIZE"], nms_thresh_per_class=thresh)
 
 
 def _center_head(chk: Checker, head: Mapping, head_path: str, class_names: tuple[str, ...],
@@ -362,7 +422,7 @@ def _center_head(chk: Checker, head: Mapping, head_path: str, class_names: tuple
     ta_path = join(head_path, "TARGET_ASSIGNER_CONFIG")
     ta = chk.mapping(chk.required(head, "TARGET_ASSIGNER_CONFIG", head_path), ta_path)
     for key in ta:
-        if key not in _CENTER_TARGET_KEYS:
+        if key not in _CENTER_TARGET_KEYS + _CENTER_UNREAD:
             raise chk.error(join(ta_path, str(key)), f"key not understood for CenterHead (assignaudit reads "
                                                      f"{', '.join(_CENTER_TARGET_KEYS)}); it may change the targets")
     params = build_heatmap_params(
@@ -404,6 +464,66 @@ def _transfusion_head(chk: Checker, head: Mapping, head_path: str) -> QueryParam
                                 minimum=1),
         num_layers=chk.integer(head.get("NUM_DECODER_LAYERS", 1), join(head_path, "NUM_DECODER_LAYERS"), minimum=1),
     )
+
+
+def _transfusion_post(chk: Checker, head: Mapping, head_path: str) -> PostProcessing:
+    """TransFusionHead decodes with ``DENSE_HEAD.POST_PROCESSING`` (transfusion_head.py ``decode_bbox``: keep
+    ``score > SCORE_THRESH`` inside POST_CENTER_RANGE) and runs **no NMS** (its queries come from a max-pooled
+    heatmap); ``MODEL.POST_PROCESSING.SCORE_THRESH`` only feeds recall logging. So the score threshold is the
+    head's (0.0 in transfusion_lidar.yaml), NMS is off (an IoU threshold of 1.0 suppresses nothing), and at most
+    NUM_PROPOSALS boxes come out."""
+    pp_path = join(head_path, "POST_PROCESSING")
+    # Training never reads it (only decode_bbox at inference); without one, no box is dropped by score.
+    pp = chk.mapping(head.get("POST_PROCESSING", {}), pp_path)
+    return PostProcessing(
+        score_thresh=chk.fraction(pp.get("SCORE_THRESH", 0.0), join(pp_path, "SCORE_THRESH")),
+        multi_classes_nms=False, nms_type="nms_gpu", nms_thresh=1.0,
+        nms_post_maxsize=chk.integer(chk.required(head, "NUM_PROPOSALS", head_path),
+                                     join(head_path, "NUM_PROPOSALS"), minimum=1),
+    )
+
+
+# Dataset class -> (names it drops in __getitem__, the dataset key it reads for a point-count filter).
+# nuscenes_dataset.py: `if cfg.get('FILTER_MIN_POINTS_IN_GT', False): keep num_lidar_pts > value - 1`;
+# waymo_dataset.py: drop_info_with_name('unknown'), then `if training and cfg.get('FILTER_EMPTY_BOXES_FOR_TRAIN',
+# False): keep num_points_in_gt > 0`; lyft_dataset.py, once_dataset.py, argo2_dataset.py, pandaset_dataset.py read
+# neither (a FILTER_MIN_POINTS_IN_GT in lyft_dataset.yaml is dead: 0, not 1). KITTI / custom drop DontCare, which
+# the KITTI source already leaves out of its frames.
+_DATASET_GT_FILTER: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "NuScenesDataset": ((), "FILTER_MIN_POINTS_IN_GT"),
+    "WaymoDataset": (("unknown",), "FILTER_EMPTY_BOXES_FOR_TRAIN"),
+    "LyftDataset": ((), None),
+    "KittiDataset": ((), None),
+    "ONCEDataset": ((), None),
+    "Argo2Dataset": ((), None),
+    "PandasetDataset": ((), None),
+    "CustomDataset": ((), None),
+}
+_GT_FILTER_KEYS = ("FILTER_MIN_POINTS_IN_GT", "FILTER_EMPTY_BOXES_FOR_TRAIN")
+
+
+def _dataset_gt_filters(chk: Checker, data: Mapping, path: str) -> GTFilters:
+    """The GT filter of the dataset class named by ``DATASET``: what its ``__getitem__`` reads, not a shared key."""
+    dataset = data.get("DATASET")
+    if dataset not in _DATASET_GT_FILTER:
+        present = [k for k in _GT_FILTER_KEYS if data.get(k) not in (None, False)]
+        if dataset is not None and present:
+            raise chk.error(join(path, present[0]), f"dataset class {show(dataset)} is not one assignaudit knows "
+                                                    f"(known: {', '.join(_DATASET_GT_FILTER)}), so whether it "
+                                                    "reads this key is unknown; set DATASET to the class whose "
+                                                    "GT filter it reproduces")
+        # No DATASET (hand-written configs): the nuScenes reading of FILTER_MIN_POINTS_IN_GT, as before.
+        drop, key = (), "FILTER_MIN_POINTS_IN_GT"
+    else:
+        drop, key = _DATASET_GT_FILTER[dataset]
+    min_points = 0
+    if key == "FILTER_MIN_POINTS_IN_GT" and data.get(key) not in (None, False, 0):
+        value = data[key]
+        # `num_lidar_pts > value - 1`: True - 1 == 0 keeps >= 1; an integer n keeps >= n.
+        min_points = 1 if value is True else chk.integer(value, join(path, key), minimum=0)
+    elif key == "FILTER_EMPTY_BOXES_FOR_TRAIN" and key in data:
+        min_points = 1 if chk.boolean(data[key], join(path, key)) else 0
+    return GTFilters(min_lidar_points=min_points, drop_classes=drop, class_mapping=(), range_filter="pcdet")
 
 
 def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str) -> DetectorConfig:
@@ -462,11 +582,9 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         post_processing = _post_processing(chk, head, head_path)
     else:
         query = _transfusion_head(chk, head, head_path)
+        post_processing = _transfusion_post(chk, head, head_path)
 
-    min_points = 0
-    if data.get("FILTER_MIN_POINTS_IN_GT") not in (None, False):
-        # nuscenes_dataset.py keeps num_lidar_pts > FILTER_MIN_POINTS_IN_GT - 1, i.e. >= the value.
-        min_points = chk.integer(data["FILTER_MIN_POINTS_IN_GT"], "DATA_CONFIG.FILTER_MIN_POINTS_IN_GT", minimum=0)
+    gt_filters = _dataset_gt_filters(chk, data, "DATA_CONFIG")
 
     result = DetectorConfig(
         name=name,
@@ -476,7 +594,7 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         anchors=anchors,
         assigner=assigner,
         augmentations=augmentations,
-        gt_filters=GTFilters(min_lidar_points=min_points, class_mapping=(), range_filter="pcdet"),
+        gt_filters=gt_filters,
         post_processing=post_processing,
         source=source,
         head=kind,
@@ -491,6 +609,11 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
     if multihead:  # after the per-class checks, which name the offending key more precisely
         _check_head_order(chk, head, head_path, class_names, anchors.anchor_sets)
     return result
+
+
+# gt_sampling options that change points or file plumbing only: recorded in DatasetSpec.options.
+_GT_SAMPLING_RECORDED = ("USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT", "FILTER_OBJ_POINTS_BY_TIMESTAMP",
+                         "TIME_RANGE", "NUM_POINT_FEATURES", "BACKUP_DB_INFO")
 
 
 def _dataset_spec(data: Mapping) -> DatasetSpec:
@@ -513,6 +636,8 @@ def _dataset_spec(data: Mapping) -> DatasetSpec:
     db_infos: tuple[str, ...] = ()
     backup: tuple[str, ...] = ()
     db_data: tuple[str, ...] = ()
+    backup_data: tuple[str, ...] = ()
+    sampling_options: tuple[tuple[str, str], ...] = ()
     aug = data.get("DATA_AUGMENTOR")
     entries = aug if isinstance(aug, list) else aug.get("AUG_CONFIG_LIST", []) if isinstance(aug, Mapping) else []
     for entry in entries if isinstance(entries, list) else ():
@@ -521,14 +646,19 @@ def _dataset_spec(data: Mapping) -> DatasetSpec:
             b = entry.get("BACKUP_DB_INFO")
             backup = texts(b.get("DB_INFO_PATH")) if isinstance(b, Mapping) else ()
             db_data = texts(entry.get("DB_DATA_PATH"))
+            backup_data = texts(b.get("DB_DATA_PATH")) if isinstance(b, Mapping) else ()
+            sampling_options = tuple((f"gt_sampling.{k}", json.dumps(entry[k], sort_keys=True, default=str))
+                                     for k in _GT_SAMPLING_RECORDED if k in entry)
     option_keys = ("FILTER_EMPTY_BOXES_FOR_TRAIN", "FILTER_MIN_POINTS_IN_GT", "MAX_SWEEPS", "SAMPLED_INTERVAL",
                    "SEQUENCE_CONFIG", "PRED_VELOCITY")
     options = tuple((k, json.dumps(data[k], sort_keys=True, default=str)) for k in option_keys if k in data)
+    options += sampling_options
     dataset_type = data.get("DATASET")
     data_path = data.get("DATA_PATH")
     return DatasetSpec(framework="pcdet", dataset_type=dataset_type if isinstance(dataset_type, str) else None,
                        data_path=data_path if isinstance(data_path, str) else None, train_infos=train_infos,
-                       db_infos=db_infos, backup_db_infos=backup, db_data_path=db_data, options=options)
+                       db_infos=db_infos, backup_db_infos=backup, db_data_path=db_data, options=options,
+                       backup_db_data_path=backup_data)
 
 
 def _check_head_order(chk: Checker, head: Mapping, head_path: str, class_names: tuple[str, ...],

@@ -55,7 +55,7 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
 }
 GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
-             "circle_min_radius_sq")
+             "circle_min_radius_sq", "nms_thresh_per_class")
 
 FRAMEWORKS = ("pcdet", "mmdet3d")
 GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned")
@@ -565,6 +565,8 @@ def _post_processing(chk: Checker, raw: Any, path: str) -> PostProcessing:
         nms_pre_maxsize=_optional_int(chk, sec, "nms_pre_maxsize", path, d.nms_pre_maxsize),
         nms_post_maxsize=_optional_int(chk, sec, "nms_post_maxsize", path, d.nms_post_maxsize),
         circle_min_radius_sq=radii,
+        nms_thresh_per_class=tuple(chk.fraction(v, join(join(path, "nms_thresh_per_class"), i)) for i, v in enumerate(
+            chk.sequence(sec.get("nms_thresh_per_class", []), join(path, "nms_thresh_per_class")))),
     )
 
 
@@ -665,6 +667,7 @@ def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:
             "score_thresh": pp.score_thresh, "multi_classes_nms": pp.multi_classes_nms, "nms_type": pp.nms_type,
             "nms_thresh": pp.nms_thresh, "nms_pre_maxsize": pp.nms_pre_maxsize,
             "nms_post_maxsize": pp.nms_post_maxsize, "circle_min_radius_sq": list(pp.circle_min_radius_sq),
+            **({"nms_thresh_per_class": list(pp.nms_thresh_per_class)} if pp.nms_thresh_per_class else {}),
         },
     })
     return out
