@@ -21,7 +21,19 @@ from typing import Any, Mapping
 
 from assignaudit.assign.heatmap import HeatmapParams
 from assignaudit.assign.params import AnchorLayout, AnchorSet, AssignerParams, Framework, IouKind, QueryParams
-from assignaudit.augment.params import AugOp, GTSampling, WorldFlip, WorldRotation, WorldScaling, WorldTranslation
+from assignaudit.augment.params import (
+    AugOp,
+    GTSampling,
+    LocalFrustumDropout,
+    LocalPyramidAug,
+    LocalRotation,
+    LocalScaling,
+    LocalTranslation,
+    WorldFlip,
+    WorldRotation,
+    WorldScaling,
+    WorldTranslation,
+)
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config._yaml import read_yaml_file
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
@@ -52,7 +64,15 @@ _AUG_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "random_world_rotation": (("WORLD_ROT_ANGLE",), ()),
     "random_world_scaling": (("WORLD_SCALE_RANGE",), ()),
     "random_world_translation": (("NOISE_TRANSLATE_STD",), ()),
+    "random_local_rotation": (("LOCAL_ROT_ANGLE",), ()),
+    "random_local_scaling": (("LOCAL_SCALE_RANGE",), ()),
+    "random_local_translation": (("LOCAL_TRANSLATION_RANGE", "ALONG_AXIS_LIST"), ()),
+    "random_local_frustum_dropout": (("INTENSITY_RANGE", "DIRECTION"), ()),
+    "random_local_pyramid_aug": (("DROP_PROB", "SPARSIFY_PROB", "SPARSIFY_MAX_NUM", "SWAP_PROB", "SWAP_MAX_NUM"),
+                                 ()),
 }
+# Datasets whose gt_boxes carry velocity columns while the queue runs: local_rotation's velocity update raises there.
+_VELOCITY_DATASETS = ("NuScenesDataset",)
 _PREPARE_KEYS = ("filter_by_min_points", "filter_by_difficulty")
 _ANCHOR_KEYS = ("class_name", "anchor_sizes", "anchor_rotations", "anchor_bottom_heights", "align_center",
                 "feature_map_stride", "matched_threshold", "unmatched_threshold")
@@ -164,10 +184,50 @@ def _check_entry_keys(chk: Checker, entry: Mapping, path: str, name: str, used: 
                             "it may change the targets, so it is not ignored silently")
 
 
-def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool) -> AugOp:
+def _local_op(chk: Checker, entry: Mapping, path: str, name: str, data: Mapping) -> AugOp:
+    """random_local_* (data_augmentor.py): the keys each reads, with upstream's defaults where it has none."""
+    if name == "random_local_rotation":
+        dataset = data.get("DATASET")
+        if dataset in _VELOCITY_DATASETS or (dataset == "WaymoDataset" and data.get("TRAIN_WITH_SPEED", False)):
+            raise chk.error(path, f"on {dataset} the GT boxes carry velocity, and OpenPCDet's local_rotation then "
+                                  "raises (np.hstack of a (2,) and an (N, 1) array), so this config cannot train")
+        # data_augmentor.py: a non-list LOCAL_ROT_ANGLE a means [-a, a].
+        return LocalRotation(angle_range_rad=chk.range_pair(chk.required(entry, "LOCAL_ROT_ANGLE", path),
+                                                            join(path, "LOCAL_ROT_ANGLE"), symmetric_scalar=True))
+    if name == "random_local_scaling":
+        return LocalScaling(scale_range=chk.range_pair(chk.required(entry, "LOCAL_SCALE_RANGE", path),
+                                                       join(path, "LOCAL_SCALE_RANGE"), positive=True))
+    if name == "random_local_translation":
+        axes_path = join(path, "ALONG_AXIS_LIST")
+        axes = chk.sequence(chk.required(entry, "ALONG_AXIS_LIST", path), axes_path)
+        return LocalTranslation(
+            axes=tuple(chk.choice(a, join(axes_path, i), ("x", "y", "z")) for i, a in enumerate(axes)),
+            offset_range=chk.range_pair(chk.required(entry, "LOCAL_TRANSLATION_RANGE", path),
+                                        join(path, "LOCAL_TRANSLATION_RANGE")))
+    if name == "random_local_frustum_dropout":
+        dir_path = join(path, "DIRECTION")
+        dirs = chk.sequence(chk.required(entry, "DIRECTION", path), dir_path)
+        return LocalFrustumDropout(
+            directions=tuple(chk.choice(d, join(dir_path, i), ("top", "bottom", "left", "right"))
+                             for i, d in enumerate(dirs)),
+            intensity_range=chk.range_pair(chk.required(entry, "INTENSITY_RANGE", path),
+                                           join(path, "INTENSITY_RANGE")))
+    return LocalPyramidAug(
+        drop_prob=chk.fraction(chk.required(entry, "DROP_PROB", path), join(path, "DROP_PROB")),
+        sparsify_prob=chk.fraction(chk.required(entry, "SPARSIFY_PROB", path), join(path, "SPARSIFY_PROB")),
+        sparsify_max_num=chk.integer(chk.required(entry, "SPARSIFY_MAX_NUM", path), join(path, "SPARSIFY_MAX_NUM"),
+                                     minimum=0),
+        swap_prob=chk.fraction(chk.required(entry, "SWAP_PROB", path), join(path, "SWAP_PROB")),
+        swap_max_num=chk.integer(chk.required(entry, "SWAP_MAX_NUM", path), join(path, "SWAP_MAX_NUM"), minimum=0),
+    )
+
+
+def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool, data: Mapping) -> AugOp:
     name = entry["NAME"]
     used, ignored = _AUG_KEYS[name]
     _check_entry_keys(chk, entry, path, name, used, ignored)
+    if name.startswith("random_local_"):
+        return _local_op(chk, entry, path, name, data)
     if name == "gt_sampling":
         if entry.get("USE_ROAD_PLANE", False) is not False:
             chk.boolean(entry["USE_ROAD_PLANE"], join(path, "USE_ROAD_PLANE"))
@@ -267,7 +327,7 @@ def _augmentations(chk: Checker, data: Mapping, path: str, match_height: bool
         if name not in _AUG_KEYS:
             raise chk.error(entry_path, f"augmentation {name!r} is not replayed by assignaudit (supported: "
                                         f"{', '.join(_AUG_KEYS)}); add it to DISABLE_AUG_LIST to audit without it")
-        ops.append(_aug_op(chk, entry, entry_path, match_height))
+        ops.append(_aug_op(chk, entry, entry_path, match_height, data))
         paths.append(entry_path)
     return tuple(ops), tuple(paths)
 
