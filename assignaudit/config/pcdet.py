@@ -71,6 +71,16 @@ _AUG_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "random_local_pyramid_aug": (("DROP_PROB", "SPARSIFY_PROB", "SPARSIFY_MAX_NUM", "SWAP_PROB", "SWAP_MAX_NUM"),
                                  ()),
 }
+# Heads whose targets need more than the GT boxes: the one-line reason of the refusal.
+_POINTS_HEADS = {
+    "VoxelNeXtHead": "'VoxelNeXtHead' is not supported: its positive for a GT is the active voxel of the sparse "
+                     "backbone's stride-8 output nearest the GT centre (voxelnext_head.py "
+                     "assign_target_of_single_head), which depends on the augmented point cloud (all sweeps, "
+                     "gt_sampling's pasted and removed points, every world op) and on the backbone's sparse-conv "
+                     "dilation; assignaudit replays boxes, not points",
+}
+# Augmentations that only touch camera images: (keys they read).
+_IMAGE_ONLY_AUGS = {"imgaug": ("ROT_LIM", "RAND_FLIP")}
 # Datasets whose gt_boxes carry velocity columns while the queue runs: local_rotation's velocity update raises there.
 _VELOCITY_DATASETS = ("NuScenesDataset",)
 _PREPARE_KEYS = ("filter_by_min_points", "filter_by_difficulty")
@@ -323,6 +333,11 @@ def _augmentations(chk: Checker, data: Mapping, path: str, match_height: bool
         entry = chk.mapping(entry, entry_path)
         name = chk.string(chk.required(entry, "NAME", entry_path), join(entry_path, "NAME"))
         if name in disabled:
+            continue
+        if name in _IMAGE_ONLY_AUGS:
+            # data_augmentor.py imgaug: flips / rotates camera_imgs and records it in img_process_infos; gt_boxes
+            # untouched. No box op; recorded in DatasetSpec.options ("image_only_augmentations").
+            _check_entry_keys(chk, entry, entry_path, name, _IMAGE_ONLY_AUGS[name], ())
             continue
         if name not in _AUG_KEYS:
             raise chk.error(entry_path, f"augmentation {name!r} is not replayed by assignaudit (supported: "
@@ -600,6 +615,8 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         raise chk.error(head_path, f"missing: assignaudit audits dense heads ({', '.join(SUPPORTED_HEADS)})")
     head = chk.mapping(model["DENSE_HEAD"], head_path)
     head_name = chk.string(chk.required(head, "NAME", head_path), join(head_path, "NAME"))
+    if head_name in _POINTS_HEADS:
+        raise chk.error(join(head_path, "NAME"), _POINTS_HEADS[head_name])
     if head_name not in SUPPORTED_HEADS:
         ta = head.get("TARGET_ASSIGNER_CONFIG")
         assigner_name = ta.get("NAME") if isinstance(ta, Mapping) else None
@@ -713,6 +730,12 @@ def _dataset_spec(data: Mapping) -> DatasetSpec:
                    "SEQUENCE_CONFIG", "PRED_VELOCITY")
     options = tuple((k, json.dumps(data[k], sort_keys=True, default=str)) for k in option_keys if k in data)
     options += sampling_options
+    disabled = aug.get("DISABLE_AUG_LIST", []) if isinstance(aug, Mapping) else []
+    image_only = [e["NAME"] for e in (entries if isinstance(entries, list) else ())
+                  if isinstance(e, Mapping) and e.get("NAME") in _IMAGE_ONLY_AUGS
+                  and e.get("NAME") not in (disabled if isinstance(disabled, list) else [])]
+    if image_only:
+        options += (("image_only_augmentations", json.dumps(image_only)),)
     dataset_type = data.get("DATASET")
     data_path = data.get("DATA_PATH")
     return DatasetSpec(framework="pcdet", dataset_type=dataset_type if isinstance(dataset_type, str) else None,
