@@ -111,3 +111,17 @@ def test_local_op_does_not_shift_other_ops_draws():
 def test_bad_local_op(op, message):
     with pytest.raises(ConfigError, match=message):
         AugmentationReplay(make_config(op), None, seed=0)
+
+
+def test_range_filter_none_keeps_out_of_range_boxes():
+    """range_filter 'none' (OpenPCDet without mask_points_and_boxes_outside_range): every box reaches the assigner."""
+    import dataclasses
+
+    far = make_frame()
+    far = dataclasses.replace(far, boxes_lidar=far.boxes_lidar + np.array([60.0, 0, 0, 0, 0, 0, 0, 0, 0]))
+    cfg = make_config()
+    kept = AugmentationReplay(cfg, None, seed=0).apply(far)
+    none = AugmentationReplay(dataclasses.replace(cfg, gt_filters=GTFilters(min_lidar_points=0, range_filter="none")),
+                              None, seed=0).apply(far)
+    assert list(kept.class_name) == ["pedestrian"]  # x = 70 (car), 40 (pedestrian), 60 (truck); range +-50
+    assert list(none.class_name) == ["car", "pedestrian"]  # truck: class filter only

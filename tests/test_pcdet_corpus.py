@@ -48,7 +48,6 @@ REFUSED = {
     "waymo_models/mppnet_4frames.yaml": "DENSE_HEAD: missing",
     "waymo_models/mppnet_16frames.yaml": "DENSE_HEAD: missing",
     "kitti_models/voxel_rcnn_car_focal_multimodal.yaml": "IMG_AUG_TYPE",
-    "once_models/pointpillar.yaml": "no mask_points_and_boxes_outside_range",
 }
 
 # Dataset class -> (classes dropped in __getitem__, expected min points from the merged DATA_CONFIG).
@@ -178,6 +177,9 @@ def test_resolved_values_equal_file(path, caplog):
     assert dict(cfg.dataset.options).get("image_only_augmentations") == (str(image_only).replace("'", '"')
                                                                          if image_only else None)
 
+    range_entries = [p for p in data["DATA_PROCESSOR"] if p["NAME"] == "mask_points_and_boxes_outside_range"]
+    removes = bool(range_entries) and range_entries[0]["REMOVE_OUTSIDE_BOXES"]
+    assert cfg.gt_filters.range_filter == ("pcdet" if removes else "none")
     drop, min_points = GT_FILTER.get(data["DATASET"], ((), lambda d: 0))
     assert cfg.gt_filters.min_lidar_points == min_points(data)
     assert cfg.gt_filters.drop_classes == drop
@@ -222,6 +224,13 @@ def test_resolved_values_equal_file(path, caplog):
         # SCORE_THRESH is recall logging only).
         assert pp.score_thresh == head["POST_PROCESSING"]["SCORE_THRESH"] != model["POST_PROCESSING"]["SCORE_THRESH"]
         assert pp.nms_thresh == 1.0 and pp.nms_post_maxsize == head["NUM_PROPOSALS"]
+
+
+def test_once_pointpillar_has_no_range_filter():
+    """once_models/pointpillar.yaml replaces DATA_PROCESSOR without mask_points_and_boxes_outside_range: upstream
+    hands every GT box to the assigner, out-of-range ones included."""
+    cfg = load_config(TOOLS / "cfgs" / "once_models" / "pointpillar.yaml")
+    assert cfg.gt_filters.range_filter == "none"
 
 
 def test_lyft_ignores_filter_min_points_in_gt():

@@ -24,7 +24,8 @@ class GTFilters:
     ``DontCare``, Waymo ``unknown``): unlike other out-of-config classes they then never block a gt_sampling
     paste."""
     class_mapping: tuple[tuple[str, str], ...] = ()  # dataset class -> config class (applied before the class filter)
-    range_filter: str = "pcdet"  # "pcdet": centre inside on x, y, z inclusive; "mmdet3d": BEV strictly inside
+    range_filter: str = "pcdet"  # "pcdet": centre inside on x, y, z inclusive; "mmdet3d": BEV strictly inside;
+    # "none": no GT range filter (OpenPCDet without mask_points_and_boxes_outside_range / REMOVE_OUTSIDE_BOXES False)
     use_valid_flag: bool = False
     """mmdet3d nuScenes ``use_valid_flag=True`` (CenterPoint configs): keep ``num_lidar_pts + num_radar_pts > 0``
     instead of the LiDAR-point filter, so 0-LiDAR-point boxes with radar points are kept (spec §9.2, §12.11)."""

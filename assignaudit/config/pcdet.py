@@ -347,12 +347,14 @@ def _augmentations(chk: Checker, data: Mapping, path: str, match_height: bool
     return tuple(ops), tuple(paths)
 
 
-def _data_processor(chk: Checker, data: Mapping, path: str) -> tuple[float, float, float]:
-    """Voxel size from transform_points_to_voxels; checks the GT range filter is the one we reproduce."""
+def _data_processor(chk: Checker, data: Mapping, path: str) -> tuple[tuple[float, float, float], str]:
+    """Voxel size from transform_points_to_voxels, and the GT range filter: ``pcdet`` (centre inside, the
+    ``mask_points_and_boxes_outside_range`` entry with ``REMOVE_OUTSIDE_BOXES: True``) or ``none`` (no such entry,
+    or ``REMOVE_OUTSIDE_BOXES: False``: data_processor.py then keeps every GT box)."""
     proc_path = join(path, "DATA_PROCESSOR")
     procs = chk.sequence(chk.required(data, "DATA_PROCESSOR", path), proc_path)
     voxel = None
-    range_seen = False
+    range_mode = "none"
     for i, entry in enumerate(procs):
         entry_path = join(proc_path, i)
         entry = chk.mapping(entry, entry_path)
@@ -361,21 +363,18 @@ def _data_processor(chk: Checker, data: Mapping, path: str) -> tuple[float, floa
             voxel = chk.numbers(chk.required(entry, "VOXEL_SIZE", entry_path), join(entry_path, "VOXEL_SIZE"),
                                 length=3, positive=True)
         elif name == _RANGE_PROCESSOR:
-            range_seen = True
             _check_entry_keys(chk, entry, entry_path, name, _RANGE_KEYS[1:], _RANGE_UNREAD)
-            if not chk.boolean(entry.get("REMOVE_OUTSIDE_BOXES", False), join(entry_path, "REMOVE_OUTSIDE_BOXES")):
-                raise chk.error(join(entry_path, "REMOVE_OUTSIDE_BOXES"),
-                                "False keeps boxes outside the range; assignaudit reproduces only the filtering "
-                                "mode (True)")
+            # data_processor.py reads config.REMOVE_OUTSIDE_BOXES without a default: an EasyDict AttributeError
+            if not chk.boolean(chk.required(entry, "REMOVE_OUTSIDE_BOXES", entry_path),
+                               join(entry_path, "REMOVE_OUTSIDE_BOXES")):
+                continue
+            range_mode = "pcdet"
             if not chk.boolean(entry.get("USE_CENTER_TO_FILTER", True), join(entry_path, "USE_CENTER_TO_FILTER")):
                 raise chk.error(join(entry_path, "USE_CENTER_TO_FILTER"),
                                 "False (corner-count range filter) is not supported; only the box-centre filter is")
     if voxel is None:
         raise chk.error(proc_path, "no transform_points_to_voxels entry with VOXEL_SIZE (needed for the anchor grid)")
-    if not range_seen:
-        raise chk.error(proc_path, f"no {_RANGE_PROCESSOR} entry: GT outside the range would reach the assigner, "
-                                   "which assignaudit does not reproduce")
-    return voxel  # type: ignore[return-value]
+    return voxel, range_mode  # type: ignore[return-value]
 
 
 def _anchor_set(chk: Checker, entry: Any, path: str) -> AnchorSet:
@@ -577,7 +576,7 @@ _DATASET_GT_FILTER: dict[str, tuple[tuple[str, ...], str | None]] = {
 _GT_FILTER_KEYS = ("FILTER_MIN_POINTS_IN_GT", "FILTER_EMPTY_BOXES_FOR_TRAIN")
 
 
-def _dataset_gt_filters(chk: Checker, data: Mapping, path: str) -> GTFilters:
+def _dataset_gt_filters(chk: Checker, data: Mapping, path: str, range_mode: str) -> GTFilters:
     """The GT filter of the dataset class named by ``DATASET``: what its ``__getitem__`` reads, not a shared key."""
     dataset = data.get("DATASET")
     if dataset not in _DATASET_GT_FILTER:
@@ -598,7 +597,7 @@ def _dataset_gt_filters(chk: Checker, data: Mapping, path: str) -> GTFilters:
         min_points = 1 if value is True else chk.integer(value, join(path, key), minimum=0)
     elif key == "FILTER_EMPTY_BOXES_FOR_TRAIN" and key in data:
         min_points = 1 if chk.boolean(data[key], join(path, key)) else 0
-    return GTFilters(min_lidar_points=min_points, drop_classes=drop, class_mapping=(), range_filter="pcdet")
+    return GTFilters(min_lidar_points=min_points, drop_classes=drop, class_mapping=(), range_filter=range_mode)
 
 
 def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str) -> DetectorConfig:
@@ -638,7 +637,7 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
 
     pcr = chk.numbers(chk.required(data, "POINT_CLOUD_RANGE", "DATA_CONFIG"), "DATA_CONFIG.POINT_CLOUD_RANGE",
                       length=6)
-    voxel = _data_processor(chk, data, "DATA_CONFIG")
+    voxel, range_mode = _data_processor(chk, data, "DATA_CONFIG")
     augmentations, aug_paths = _augmentations(chk, data, "DATA_CONFIG", match_height)
 
     anchors = heatmap = query = None
@@ -661,7 +660,7 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         query = _transfusion_head(chk, head, head_path)
         post_processing = _transfusion_post(chk, head, head_path)
 
-    gt_filters = _dataset_gt_filters(chk, data, "DATA_CONFIG")
+    gt_filters = _dataset_gt_filters(chk, data, "DATA_CONFIG", range_mode)
 
     result = DetectorConfig(
         name=name,
