@@ -47,7 +47,7 @@ REFUSED = {
     "once_models/pointrcnn.yaml": "DENSE_HEAD: missing",
     "waymo_models/mppnet_4frames.yaml": "DENSE_HEAD: missing",
     "waymo_models/mppnet_16frames.yaml": "DENSE_HEAD: missing",
-    "kitti_models/voxel_rcnn_car_focal_multimodal.yaml": "IMG_AUG_TYPE",
+    "kitti_models/voxel_rcnn_car_focal_multimodal.yaml": "IMG_AUG_TYPE: image-guided gt_sampling",
 }
 
 # Dataset class -> (classes dropped in __getitem__, expected min points from the merged DATA_CONFIG).
@@ -266,6 +266,22 @@ def test_waymo_bad_options(tmp_path, edit, message):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_world_frustum_dropout_refused_with_reason(tmp_path):
+    """pointpillar_newaugs.yaml disables it; enabled, it drops boxes by the point cloud's extent."""
+    cfg = raw(TOOLS / "cfgs" / "kitti_models" / "pointpillar_newaugs.yaml")
+    cfg["DATA_CONFIG"]["DATA_AUGMENTOR"]["DISABLE_AUG_LIST"] = []
+    path = tmp_path / "newaugs_all.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match="random_world_frustum_dropout' is not replayed: it drops every GT box"):
+        load_config(path)
+    # with only the world frustum dropout disabled, the local translation and local frustum dropout load
+    cfg["DATA_CONFIG"]["DATA_AUGMENTOR"]["DISABLE_AUG_LIST"] = ["random_world_frustum_dropout"]
+    path.write_text(yaml.safe_dump(cfg))
+    ops = load_config(path).augmentations
+    assert LocalTranslation(("x", "y", "z"), (0.95, 1.05)) in ops
+    assert LocalFrustumDropout(("top",), (0.0, 0.2)) in ops
 
 
 def test_local_rotation_refused_with_velocity_boxes(tmp_path):

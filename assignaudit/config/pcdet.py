@@ -79,6 +79,14 @@ _POINTS_HEADS = {
                      "gt_sampling's pasted and removed points, every world op) and on the backbone's sparse-conv "
                      "dilation; assignaudit replays boxes, not points",
 }
+# Augmentations that move or remove boxes by what only the points or images say: the reason of the refusal.
+_POINTS_AUGS = {
+    "random_world_frustum_dropout": "it drops every GT box above (below, left of, right of) a threshold set by the "
+                                    "point cloud's own extent (augmentor_utils.py global_frustum_dropout_*), which "
+                                    "needs the points",
+    "random_image_flip": "it flips the GT boxes in the camera frame with the image width and calibration "
+                         "(random_image_flip_horizontal), which needs the images",
+}
 # Augmentations that only touch camera images: (keys they read).
 _IMAGE_ONLY_AUGS = {"imgaug": ("ROT_LIM", "RAND_FLIP")}
 # Datasets whose gt_boxes carry velocity columns while the queue runs: local_rotation's velocity update raises there.
@@ -235,6 +243,10 @@ def _local_op(chk: Checker, entry: Mapping, path: str, name: str, data: Mapping)
 def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool, data: Mapping) -> AugOp:
     name = entry["NAME"]
     used, ignored = _AUG_KEYS[name]
+    if name == "gt_sampling" and "IMG_AUG_TYPE" in entry:
+        raise chk.error(join(path, "IMG_AUG_TYPE"), "image-guided gt_sampling is not replayed: it rejects pasted "
+                                                    "objects by their 2D image boxes (sample_gt_boxes_2d), which "
+                                                    "needs the images and 2D boxes")
     _check_entry_keys(chk, entry, path, name, used, ignored)
     if name.startswith("random_local_"):
         return _local_op(chk, entry, path, name, data)
@@ -339,6 +351,9 @@ def _augmentations(chk: Checker, data: Mapping, path: str, match_height: bool
             # untouched. No box op; recorded in DatasetSpec.options ("image_only_augmentations").
             _check_entry_keys(chk, entry, entry_path, name, _IMAGE_ONLY_AUGS[name], ())
             continue
+        if name in _POINTS_AUGS:
+            raise chk.error(entry_path, f"augmentation {name!r} is not replayed: {_POINTS_AUGS[name]}; add it to "
+                                        "DISABLE_AUG_LIST to audit without it")
         if name not in _AUG_KEYS:
             raise chk.error(entry_path, f"augmentation {name!r} is not replayed by assignaudit (supported: "
                                         f"{', '.join(_AUG_KEYS)}); add it to DISABLE_AUG_LIST to audit without it")
