@@ -2,7 +2,6 @@
 scaling, translation, gt_sampling) and mmdetection3d 1.x's (GlobalRotScaleTrans, RandomFlip3D, ObjectSample,
 use_valid_flag). See `assignaudit.augment.replay` for the pipeline orders and the seeding."""
 
-from assignaudit.augment.database import ClassDatabase, GTDatabase, build_database
 from assignaudit.augment.frame import (
     DROP_CLASS_FILTER,
     DROP_MIN_POINTS,
@@ -13,7 +12,21 @@ from assignaudit.augment.frame import (
     AugmentedFrame,
     DroppedGT,
 )
-from assignaudit.augment.replay import AugmentationReplay, stable_int
+
+# The replay and the database (torch, ops) load on first use (PEP 562): `augment.params` stays cheap to import.
+_LAZY = {"ClassDatabase": "database", "GTDatabase": "database", "build_database": "database",
+         "AugmentationReplay": "replay", "stable_int": "replay"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"assignaudit.augment.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'assignaudit.augment' has no attribute {name!r}")
+
 
 __all__ = [
     "AugmentationReplay",

@@ -76,5 +76,55 @@ class ObjectSample:
     filter_by_difficulty: tuple[int, ...] = ()  # prepare.filter_by_difficulty: database entries of these levels go
 
 
+@dataclass(frozen=True)
+class LocalRotation:
+    """OpenPCDet ``random_local_rotation`` (augmentor_utils.py ``local_rotation``): for each GT box in order, one
+    ``u ~ U(lo, hi)``; the box turns about its own centre (centre unchanged, ``yaw += u``)."""
+
+    angle_range_rad: tuple[float, float] = (-0.15707963267, 0.15707963267)
+
+
+@dataclass(frozen=True)
+class LocalScaling:
+    """OpenPCDet ``random_local_scaling`` (``local_scaling``): skipped without draws when ``hi - lo < 1e-3``; else
+    for each GT box in order one ``s ~ U(lo, hi)``, ``dx, dy, dz *= s`` about the unchanged centre."""
+
+    scale_range: tuple[float, float] = (0.95, 1.05)
+
+
+@dataclass(frozen=True)
+class LocalTranslation:
+    """OpenPCDet ``random_local_translation`` (``random_local_translation_along_<axis>``): for each axis in list
+    order, for each GT box in order, one ``t ~ U(lo, hi)`` metres added to the centre on that axis."""
+
+    axes: tuple[str, ...] = ("x", "y", "z")
+    offset_range: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class LocalFrustumDropout:
+    """OpenPCDet ``random_local_frustum_dropout``: removes points in a slab of each box, never a box. Recorded;
+    the box replay is the identity."""
+
+    directions: tuple[str, ...] = ("top",)
+    intensity_range: tuple[float, float] = (0.0, 0.2)
+
+
+@dataclass(frozen=True)
+class LocalPyramidAug:
+    """OpenPCDet ``random_local_pyramid_aug`` (SE-SSD pyramid dropout / sparsify / swap): moves and removes points
+    inside boxes, never a box. Recorded; the box replay is the identity."""
+
+    drop_prob: float = 0.25
+    sparsify_prob: float = 0.05
+    sparsify_max_num: int = 50
+    swap_prob: float = 0.1
+    swap_max_num: int = 50
+
+
+LOCAL_OPS = (LocalRotation, LocalScaling, LocalTranslation, LocalFrustumDropout, LocalPyramidAug)
+"""OpenPCDet's per-object ops; replayed by `assignaudit.augment.local`."""
+
 AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling, GlobalRotScaleTrans,
-              RandomFlip3D, ObjectSample]
+              RandomFlip3D, ObjectSample, LocalRotation, LocalScaling, LocalTranslation, LocalFrustumDropout,
+              LocalPyramidAug]

@@ -32,7 +32,9 @@ sha256(sample_token), replay, op_kind, occurrence]))``. Results do not depend on
 adding or removing one op (say ``gt_sampling``) leaves the draws of the others unchanged. Within an op the draws
 follow OpenPCDet's order: flip -- one uniform per listed axis, flipped iff u >= 0.5 (``np.random.choice([False,
 True], p=[.5, .5])`` picks True for u >= 0.5); rotation -- one uniform; scaling -- one uniform, or none when
-``hi - lo < 1e-3``; translation -- three normals (x, y, z); gt_sampling -- one ``choice`` per sampled class.
+``hi - lo < 1e-3``; translation -- three normals (x, y, z); gt_sampling -- one ``choice`` per sampled class;
+local rotation / scaling / translation -- one uniform per box (per axis, then per box), see
+`assignaudit.augment.local`.
 mmdet3d's ops draw unconditionally (transforms_3d.py): ``GlobalRotScaleTrans`` -- one uniform for the angle, one
 for the scale (no degenerate-range skip), then three normals (``np.random.normal(scale=std, size=3)``, drawn even
 when std is 0; std is cast to float32 first, as upstream); ``RandomFlip3D`` -- one uniform for horizontal, then one
@@ -67,8 +69,15 @@ from assignaudit.augment.frame import (
     DroppedGT,
 )
 from assignaudit.augment.gt_sampling import PasteResult, sample_and_paste, sample_and_paste_mmdet3d
+from assignaudit.augment.local import apply_local_op, validate_local_op
 from assignaudit.augment.params import (
+    LOCAL_OPS,
     GlobalRotScaleTrans,
+    LocalFrustumDropout,
+    LocalPyramidAug,
+    LocalRotation,
+    LocalScaling,
+    LocalTranslation,
     GTSampling,
     ObjectSample,
     RandomFlip3D,
@@ -88,7 +97,9 @@ __all__ = ["AugmentationReplay", "AugmentedFrame", "DroppedGT", "GTDatabase", "b
 
 # Stream ids of the op kinds (part of the seed derivation: changing them changes every replay).
 _OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4, GTSampling: 5,
-            GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8}
+            GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8,
+            # OpenPCDet local (per-object) ops, assignaudit.augment.local
+            LocalRotation: 9, LocalScaling: 10, LocalTranslation: 11, LocalFrustumDropout: 12, LocalPyramidAug: 13}
 # OpenPCDet's global_scaling skips (and draws nothing) below this range width.
 SCALE_SKIP_WIDTH = 1e-3
 
@@ -103,7 +114,9 @@ def _validate_ops(config: "DetectorConfig") -> None:
         where = f"augmentations[{i}]"
         if type(op) not in _OP_KIND:
             raise ConfigError(f"{where}: unsupported augmentation {type(op).__name__}")
-        if isinstance(op, WorldFlip):
+        if isinstance(op, LOCAL_OPS):
+            validate_local_op(op, where)
+        elif isinstance(op, WorldFlip):
             bad = [a for a in op.axes if a not in ("x", "y")]
             if bad:
                 raise ConfigError(f"{where}: flip axis {bad[0]!r} is not 'x' or 'y'")
@@ -233,6 +246,8 @@ class AugmentationReplay:
                     index = np.concatenate([index, np.full(n, -1, dtype=np.int64)])
                     source = np.concatenate([source, np.full(n, SOURCE_GT_SAMPLING, dtype=object)])
                     draws += [("gt_sampling_drawn", float(pasted.num_drawn)), ("gt_sampling_pasted", float(n))]
+                elif isinstance(op, LOCAL_OPS):
+                    boxes = apply_local_op(op, boxes, rng, draws)
                 else:
                     boxes = self._world_op(op, boxes, rng, draws)
 

@@ -15,12 +15,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from assignaudit.assign.heatmap import HeatmapParams
+from assignaudit.assign.heatmap_params import HeatmapParams
 from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
 from assignaudit.augment.params import (
-    AugOp, GlobalRotScaleTrans, GTSampling, ObjectSample, RandomFlip3D, WorldFlip, WorldRotation, WorldScaling,
+    AugOp, GlobalRotScaleTrans, GTSampling, LocalFrustumDropout, LocalPyramidAug, LocalRotation, LocalScaling,
+    LocalTranslation, ObjectSample, RandomFlip3D, WorldFlip, WorldRotation, WorldScaling,
     WorldTranslation,
 )
 from assignaudit.config._check import Checker, join, show
@@ -52,15 +53,20 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
     "global_rot_scale_trans": ("rot_range_rad", "scale_range", "translation_std_m"),
     "random_flip_3d": ("flip_ratio_bev_horizontal", "flip_ratio_bev_vertical"),
     "object_sample": ("sample_groups", "min_points", "rate", "filter_by_difficulty"),
+    "local_rotation": ("angle_range_rad",),
+    "local_scaling": ("scale_range",),
+    "local_translation": ("axes", "offset_range"),
+    "local_frustum_dropout": ("directions", "intensity_range"),
+    "local_pyramid_aug": ("drop_prob", "sparsify_prob", "sparsify_max_num", "swap_prob", "swap_max_num"),
 }
 GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
-             "circle_min_radius_sq")
+             "circle_min_radius_sq", "nms_thresh_per_class")
 
 FRAMEWORKS = ("pcdet", "mmdet3d")
 GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned")
 NEAREST_CONVENTIONS = ("pcdet", "mmdet3d")
-RANGE_FILTERS = ("pcdet", "mmdet3d")
+RANGE_FILTERS = ("pcdet", "mmdet3d", "none")
 NMS_TYPES = ("nms_gpu", "nms_normal_gpu", "circle")
 FLIP_AXES = ("x", "y")
 HEATMAP_VARIANTS = ("pcdet", "mmdet3d")
@@ -493,6 +499,8 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
         return ObjectSample(sample_groups=groups, min_points=min_points,
                             rate=chk.number(sec.get("rate", ObjectSample.rate), join(path, "rate"), lo=0.0),
                             filter_by_difficulty=difficulty)
+    if kind.startswith("local_"):
+        return _local_aug_op(chk, sec, path, kind)
     if kind == "world_flip":
         axes_path = join(path, "axes")
         axes = chk.sequence(chk.required(sec, "axes", path), axes_path)
@@ -522,6 +530,35 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
         flip_ratio_bev_vertical=chk.fraction(sec.get("flip_ratio_bev_vertical", f.flip_ratio_bev_vertical),
                                              join(path, "flip_ratio_bev_vertical")),
     )
+
+
+def _local_aug_op(chk: Checker, sec: Mapping[str, Any], path: str, kind: str) -> AugOp:
+    """OpenPCDet's per-object ops (assignaudit.augment.local); every key is required."""
+    def req(key: str) -> Any:
+        return chk.required(sec, key, path)
+
+    if kind == "local_rotation":
+        return LocalRotation(angle_range_rad=chk.range_pair(req("angle_range_rad"), join(path, "angle_range_rad"),
+                                                            symmetric_scalar=True))
+    if kind == "local_scaling":
+        return LocalScaling(scale_range=chk.range_pair(req("scale_range"), join(path, "scale_range"), positive=True))
+    if kind == "local_translation":
+        axes = chk.sequence(req("axes"), join(path, "axes"))
+        return LocalTranslation(axes=tuple(chk.choice(a, join(join(path, "axes"), i), ("x", "y", "z"))
+                                           for i, a in enumerate(axes)),
+                                offset_range=chk.range_pair(req("offset_range"), join(path, "offset_range")))
+    if kind == "local_frustum_dropout":
+        dirs = chk.sequence(req("directions"), join(path, "directions"))
+        return LocalFrustumDropout(
+            directions=tuple(chk.choice(d, join(join(path, "directions"), i), ("top", "bottom", "left", "right"))
+                             for i, d in enumerate(dirs)),
+            intensity_range=chk.range_pair(req("intensity_range"), join(path, "intensity_range")))
+    return LocalPyramidAug(
+        drop_prob=chk.fraction(req("drop_prob"), join(path, "drop_prob")),
+        sparsify_prob=chk.fraction(req("sparsify_prob"), join(path, "sparsify_prob")),
+        sparsify_max_num=chk.integer(req("sparsify_max_num"), join(path, "sparsify_max_num"), minimum=0),
+        swap_prob=chk.fraction(req("swap_prob"), join(path, "swap_prob")),
+        swap_max_num=chk.integer(req("swap_max_num"), join(path, "swap_max_num"), minimum=0))
 
 
 def _gt_filters(chk: Checker, raw: Any, path: str) -> GTFilters:
@@ -565,6 +602,8 @@ def _post_processing(chk: Checker, raw: Any, path: str) -> PostProcessing:
         nms_pre_maxsize=_optional_int(chk, sec, "nms_pre_maxsize", path, d.nms_pre_maxsize),
         nms_post_maxsize=_optional_int(chk, sec, "nms_post_maxsize", path, d.nms_post_maxsize),
         circle_min_radius_sq=radii,
+        nms_thresh_per_class=tuple(chk.fraction(v, join(join(path, "nms_thresh_per_class"), i)) for i, v in enumerate(
+            chk.sequence(sec.get("nms_thresh_per_class", []), join(path, "nms_thresh_per_class")))),
     )
 
 
@@ -594,6 +633,18 @@ def _aug_to_dict(op: AugOp) -> dict[str, Any]:
     if isinstance(op, RandomFlip3D):
         return {"type": "random_flip_3d", "flip_ratio_bev_horizontal": op.flip_ratio_bev_horizontal,
                 "flip_ratio_bev_vertical": op.flip_ratio_bev_vertical}
+    if isinstance(op, LocalRotation):
+        return {"type": "local_rotation", "angle_range_rad": list(op.angle_range_rad)}
+    if isinstance(op, LocalScaling):
+        return {"type": "local_scaling", "scale_range": list(op.scale_range)}
+    if isinstance(op, LocalTranslation):
+        return {"type": "local_translation", "axes": list(op.axes), "offset_range": list(op.offset_range)}
+    if isinstance(op, LocalFrustumDropout):
+        return {"type": "local_frustum_dropout", "directions": list(op.directions),
+                "intensity_range": list(op.intensity_range)}
+    if isinstance(op, LocalPyramidAug):
+        return {"type": "local_pyramid_aug", "drop_prob": op.drop_prob, "sparsify_prob": op.sparsify_prob,
+                "sparsify_max_num": op.sparsify_max_num, "swap_prob": op.swap_prob, "swap_max_num": op.swap_max_num}
     raise TypeError(f"unknown augmentation {op!r}")  # pragma: no cover - AugOp is a closed union
 
 
@@ -665,6 +716,7 @@ def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:
             "score_thresh": pp.score_thresh, "multi_classes_nms": pp.multi_classes_nms, "nms_type": pp.nms_type,
             "nms_thresh": pp.nms_thresh, "nms_pre_maxsize": pp.nms_pre_maxsize,
             "nms_post_maxsize": pp.nms_post_maxsize, "circle_min_radius_sq": list(pp.circle_min_radius_sq),
+            **({"nms_thresh_per_class": list(pp.nms_thresh_per_class)} if pp.nms_thresh_per_class else {}),
         },
     })
     return out
