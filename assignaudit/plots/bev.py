@@ -84,6 +84,8 @@ class BevScene:
     size_in: float = 8.0
     labels: bool | None = None
     """Label every GT (None: only when zoomed or at most 40 GT)."""
+    compact: bool = False
+    """Thumbnail: the axes fill the figure; no legend, title, axis labels or GT labels but the target's reason."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -122,12 +124,16 @@ def bev_figure(scene: BevScene):
     view = scene.view
     zoomed = scene.around is not None
     fig = plt.figure(figsize=(scene.size_in, scene.size_in))
-    ax = fig.add_axes((0.08, 0.06, 0.62, 0.82))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0) if scene.compact else (0.08, 0.06, 0.62, 0.82))
     ax.set_xlim(view[0], view[1])
     ax.set_ylim(view[2], view[3])
     ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel("x (m, augmented LiDAR frame)")
-    ax.set_ylabel("y (m)")
+    if scene.compact:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        ax.set_xlabel("x (m, augmented LiDAR frame)")
+        ax.set_ylabel("y (m)")
     ax.grid(True, color="#eeeeee", linewidth=0.5, zorder=0)
     span = max(view[1] - view[0], view[3] - view[2])
     margin = 4.0
@@ -225,7 +231,7 @@ def bev_figure(scene: BevScene):
             if not _in_view(gt[i:i + 1, :2], view, 0.0)[0]:
                 continue
             is_target = scene.target == i
-            if not (show_labels or zero[i] or is_target):
+            if not (show_labels or zero[i] or is_target) or (scene.compact and not is_target):
                 continue
             text = scene.gt_label[i] if scene.gt_label is not None else f"{scene.gt_class[i]} #{i}"
             if scene.gt_num_pos is not None:
@@ -239,6 +245,8 @@ def bev_figure(scene: BevScene):
         present = [c for c in scene.class_names if c in set(scene.gt_class)]
         for c in present:
             handles[c] = Line2D([], [], color=class_colour(cls_index[c]), linewidth=2)
+    if scene.compact:
+        return fig
     if handles:
         fig.legend(list(handles.values()), list(handles.keys()), loc="upper left", bbox_to_anchor=(0.71, 0.88),
                    fontsize=7, frameon=False)
