@@ -31,6 +31,19 @@ QUERY_FAINT = "#c0c0c0"
 SOURCE_GT_SAMPLING = "gt_sampling"
 
 
+# What each zero-positive reason means, in the picture's words (schema.REASON_* values).
+REASON_TEXT = {
+    "no_overlap": "IoU 0 with every anchor of its set: it falls between anchor centres",
+    "taken_by_other_gt": "its best anchors are credited to another GT (lines show who got them)",
+    "below_min_pos_iou": "best IoU below min_pos_iou and below the positive threshold",
+    "cell_collision": "an earlier GT of its class owns the same heatmap centre cell",
+    "truncated_max_objs": "beyond max_objs in its head's order: silently dropped",
+    "out_of_map": "its centre cell is outside the feature map",
+    "degenerate_size": "size <= 0 in cells: skipped",
+    "unmatched": "more GT than queries: no query left for it",
+}
+
+
 def class_colour(index: int) -> str:
     return CLASS_COLOURS[int(index) % len(CLASS_COLOURS)]
 
@@ -124,7 +137,7 @@ def bev_figure(scene: BevScene):
     view = scene.view
     zoomed = scene.around is not None
     fig = plt.figure(figsize=(scene.size_in, scene.size_in))
-    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0) if scene.compact else (0.08, 0.06, 0.62, 0.82))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0) if scene.compact else (0.08, 0.12, 0.62, 0.76))
     ax.set_xlim(view[0], view[1])
     ax.set_ylim(view[2], view[3])
     ax.set_aspect("equal", adjustable="box")
@@ -211,7 +224,7 @@ def bev_figure(scene: BevScene):
         front = corners[:, [0, 3]].mean(axis=1)
         ax.add_collection(LineCollection(np.stack([gt[:, :2], front], axis=1), colors=gt_col, linewidths=1.4,
                                          zorder=6))
-        ax.scatter(gt[:, 0], gt[:, 1], s=max(12.0, 1500.0 / span), c=gt_col, zorder=7, linewidths=0)
+        ax.scatter(gt[:, 0], gt[:, 1], s=max(8.0, min(30.0, 400.0 / span)), c=gt_col, zorder=7, linewidths=0)
         if scene.radius_m is not None:
             for i in np.flatnonzero(np.isfinite(np.asarray(scene.radius_m, np.float64))):
                 ax.add_patch(Circle((gt[i, 0], gt[i, 1]), float(scene.radius_m[i]), fill=False, edgecolor=gt_col[i],
@@ -251,7 +264,10 @@ def bev_figure(scene: BevScene):
         fig.legend(list(handles.values()), list(handles.keys()), loc="upper left", bbox_to_anchor=(0.71, 0.88),
                    fontsize=7, frameon=False)
     if scene.target_note:
-        fig.text(0.71, 0.08, scene.target_note, fontsize=8, color=ZERO_POS_COLOUR, wrap=True, va="bottom")
+        import textwrap
+
+        fig.text(0.02, 0.01, textwrap.fill(scene.target_note, 120), fontsize=8, color=ZERO_POS_COLOUR,
+                 va="bottom", ha="left")
     if scene.title:
         fig.suptitle(scene.title, fontsize=8.5, x=0.02, y=0.985, ha="left", va="top")
     return fig
@@ -336,7 +352,7 @@ def scene_from_detail(detail, *, around: str | None = None, radius: float | None
         iou = float(ft.gt_max_iou[t]) if ft.gt_max_iou is not None else math.nan
         scene.target_note = (f"{aug.class_name[t]} #{t} ({aug.ann_token[t] or 'pasted'}): "
                              f"{int(ft.gt_num_pos[t])} positive(s)"
-                             + (f", reason: {why}" if why is not None else "")
+                             + (f", reason: {why} ({REASON_TEXT.get(why, why)})" if why is not None else "")
                              + (f", best IoU with an anchor of its set {iou:.3f}" if math.isfinite(iou) else ""))
     if detail.head == "anchor":
         boxes = detail.anchor_boxes
