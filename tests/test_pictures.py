@@ -325,3 +325,25 @@ def test_show_other_families(tmp_path, preset):
         drawn = np.isfinite(scene.radius_m)
         assert drawn.any() and (scene.radius_m[drawn] > 0).all()
     assert render_bev(scene_from_detail(detail))[:8] == PNG_MAGIC
+
+
+def test_show_query_head_with_dump(tmp_path):
+    """Query head with a dump: each GT's last-layer match is a query with a line to it (the dump's layer 1 puts one
+    query 0.2..3 m from each GT, the others are far away), unmatched queries faint."""
+    from test_count_families import filtered_frames, make_dump, query_config
+
+    from assignaudit.cli.app import SourceArgs
+    from assignaudit.frame_detail import FrameQuery, find_frame_detail
+    from assignaudit.plots.bev import render_bev, scene_from_detail
+
+    cfg = query_config(q=60, layers=2)
+    augs = filtered_frames(cfg, 2)
+    dump = make_dump(tmp_path / "d.npz", cfg, augs, np.random.default_rng(0))
+    detail = find_frame_detail(cfg, SourceArgs().open(cfg), FrameQuery(sample="1"), max_frames=2, query_dump=dump)
+    m = detail.query_matched_gt
+    k = len(detail.aug)
+    assert sorted(m[m >= 0].tolist()) == list(range(k))  # every GT matched once (K <= Q)
+    assert (detail.tally.gt_num_pos == 1).all()
+    gap = np.hypot(*(detail.query_centres[m >= 0] - detail.aug.boxes[m[m >= 0], :2]).T)
+    assert (gap < 3.5).all()
+    assert render_bev(scene_from_detail(detail))[:8] == PNG_MAGIC
