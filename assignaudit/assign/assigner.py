@@ -257,6 +257,9 @@ def _assign_pcdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=num_ign.astype(np.int64),
         num_candidates=int(cand_a.numel()),
+        pos_anchor_index=uniq[pos].cpu().numpy().astype(np.int64),
+        pos_forced=(forced & (a_max < anchors.matched_threshold.index_select(0, set_t)))[pos].cpu().numpy(),
+        ignore_anchor_index=uniq[ign].cpu().numpy().astype(np.int64),
     )
 
 
@@ -381,9 +384,13 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
             num_pos_per_set[s] += n
         extra_gt.append(np.full(n, c, dtype=np.int64))
         extra_n.append(n)
+    pos_anchor_np = uniq[pos].cpu().numpy().astype(np.int64)
+    pos_forced_np = (forced & ~by_thr)[pos].cpu().numpy()
     if extra_gt:
         pos_gt_np = np.concatenate([pos_gt_np, *extra_gt])
         pos_iou_np = np.concatenate([pos_iou_np, np.zeros(sum(extra_n), dtype=np.float32)])
+        pos_anchor_np = np.concatenate([pos_anchor_np, np.full(sum(extra_n), -1, dtype=np.int64)])
+        pos_forced_np = np.concatenate([pos_forced_np, np.ones(sum(extra_n), dtype=bool)])
 
     g_max_np = g_max.cpu().numpy().astype(np.float32)
     gate_np = gate.cpu().numpy()
@@ -406,6 +413,9 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=num_ign.astype(np.int64),
         num_candidates=int(cand_a.numel()),
+        pos_anchor_index=pos_anchor_np,
+        pos_forced=pos_forced_np,
+        ignore_anchor_index=uniq[ign].cpu().numpy().astype(np.int64),
     )
 
 
@@ -447,6 +457,9 @@ def _assign_mmdet_every_gt_per_set(
         num_neg_per_set_band=r.num_neg_per_set_band,
         num_ignore_per_set_band=r.num_ignore_per_set_band,
         num_candidates=r.num_candidates,
+        pos_anchor_index=r.pos_anchor_index,
+        pos_forced=r.pos_forced,
+        ignore_anchor_index=r.ignore_anchor_index,
     )
 
 
@@ -504,4 +517,7 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
         num_neg_per_set_band=num_neg.cpu().numpy().astype(np.int64),
         num_ignore_per_set_band=np.zeros((s_num, nb), dtype=np.int64),
         num_candidates=r.num_iou_pairs,
+        pos_anchor_index=pos_idx.cpu().numpy().astype(np.int64),
+        pos_forced=forced_t[pos_idx].cpu().numpy(),
+        ignore_anchor_index=np.zeros(0, dtype=np.int64),
     )
