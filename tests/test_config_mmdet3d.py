@@ -277,8 +277,8 @@ def test_custom_imports_are_not_imported(tmp_path):
      r"pipeline\[6\]\.point_cloud_range: .* differs from model\.data_preprocessor\.voxel_layer\.point_cloud_range"),
     (["train_dataloader.dataset.pipeline.7.classes=[car,truck]"],
      r"pipeline\[7\]\.classes: drops dataset class 'trailer'"),
-    (["train_dataloader.dataset.pipeline.3.type=ObjectNoise"],
-     r"pipeline\[3\]: transform 'ObjectNoise' is not replayed by assignaudit"),
+    (["train_dataloader.dataset.pipeline.3.type=GlobalAlignment"],
+     r"pipeline\[3\]: transform 'GlobalAlignment' is not replayed by assignaudit"),
 ])
 def test_unsupported_is_a_config_error(options, message):
     with pytest.raises(ConfigError, match=message) as err:

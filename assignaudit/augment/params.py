@@ -76,5 +76,19 @@ class ObjectSample:
     filter_by_difficulty: tuple[int, ...] = ()  # prepare.filter_by_difficulty: database entries of these levels go
 
 
+@dataclass(frozen=True)
+class ObjectNoise:
+    """mmdet3d ``ObjectNoise`` (``noise_per_object_v3_``, data_augment_utils.py): every GT box in turn gets the first
+    of ``num_try`` (translation ~ N(0, std) per axis, rotation ~ U(rot_range)) trials whose BEV box collides with no
+    other box (earlier boxes at their new place); a box with no such trial stays. ``global_rot_range`` wider than
+    1e-3 also moves the box on a circle about the origin to a bearing ~ U(global_rot_range) first (v2 path).
+    `assignaudit.augment.object_noise` replays it."""
+
+    translation_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    rot_range: tuple[float, float] = (-0.15707963267, 0.15707963267)
+    global_rot_range: tuple[float, float] = (0.0, 0.0)
+    num_try: int = 100
+
+
 AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling, GlobalRotScaleTrans,
-              RandomFlip3D, ObjectSample]
+              RandomFlip3D, ObjectSample, ObjectNoise]

@@ -37,7 +37,9 @@ mmdet3d's ops draw unconditionally (transforms_3d.py): ``GlobalRotScaleTrans`` -
 for the scale (no degenerate-range skip), then three normals (``np.random.normal(scale=std, size=3)``, drawn even
 when std is 0; std is cast to float32 first, as upstream); ``RandomFlip3D`` -- one uniform for horizontal, then one
 for vertical, each flipping iff u < ratio (the vertical uniform is drawn even when its ratio is 0; a LiDAR-only
-pipeline never takes the ``sync_2d`` image branch); ``ObjectSample`` -- one ``choice`` per class with k > 0.
+pipeline never takes the ``sync_2d`` image branch); ``ObjectSample`` -- one ``choice`` per class with k > 0;
+``ObjectNoise`` -- ``[N, num_try, 3]`` normals, ``[N, num_try]`` rotation uniforms, ``[N, num_try]`` global-rotation
+uniforms (`augment.object_noise`).
 """
 
 from __future__ import annotations
@@ -67,9 +69,11 @@ from assignaudit.augment.frame import (
     DroppedGT,
 )
 from assignaudit.augment.gt_sampling import PasteResult, sample_and_paste, sample_and_paste_mmdet3d
+from assignaudit.augment.object_noise import apply_object_noise
 from assignaudit.augment.params import (
     GlobalRotScaleTrans,
     GTSampling,
+    ObjectNoise,
     ObjectSample,
     RandomFlip3D,
     WorldFlip,
@@ -88,7 +92,8 @@ __all__ = ["AugmentationReplay", "AugmentedFrame", "DroppedGT", "GTDatabase", "b
 
 # Stream ids of the op kinds (part of the seed derivation: changing them changes every replay).
 _OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4, GTSampling: 5,
-            GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8}
+            GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8,
+            ObjectNoise: 20}  # 9-19: OpenPCDet local / gt_sampling ops; 20-29: mmdet3d ops
 # OpenPCDet's global_scaling skips (and draws nothing) below this range width.
 SCALE_SKIP_WIDTH = 1e-3
 
@@ -138,6 +143,16 @@ def _validate_ops(config: "DetectorConfig") -> None:
                                  ("vertical", op.flip_ratio_bev_vertical)):
                 if not 0.0 <= ratio <= 1.0:
                     raise ConfigError(f"{where}: RandomFlip3D flip_ratio_bev_{label} {ratio} is not in [0, 1]")
+        elif isinstance(op, ObjectNoise):
+            lo, hi = op.rot_range
+            glo, ghi = op.global_rot_range
+            if not (lo <= hi and glo <= ghi):
+                raise ConfigError(f"{where}: ObjectNoise rot_range / global_rot_range must have lo <= hi")
+            if len(op.translation_std) != 3 or any(not s >= 0 for s in op.translation_std):
+                raise ConfigError(f"{where}: ObjectNoise translation_std {op.translation_std} must be three "
+                                  "values >= 0")
+            if isinstance(op.num_try, bool) or not isinstance(op.num_try, (int, np.integer)) or op.num_try < 1:
+                raise ConfigError(f"{where}: ObjectNoise num_try {op.num_try!r} must be an integer >= 1")
         elif isinstance(op, ObjectSample):
             if not (np.isfinite(op.rate) and op.rate >= 0):
                 raise ConfigError(f"{where}: ObjectSample rate {op.rate} must be a finite value >= 0")
@@ -331,6 +346,11 @@ class AugmentationReplay:
             draws += [("rotation_rad", angle), ("scale", factor)]
             draws += [(f"translate_{axis}_m", float(t)) for axis, t in zip("xyz", offset)]
             return world.translate(world.scale(world.rotate_about_z(boxes, angle), factor), offset)
+        if isinstance(op, ObjectNoise):
+            boxes, chosen = apply_object_noise(op, boxes, rng)
+            moved = int(np.count_nonzero(chosen >= 0))
+            draws += [("object_noise_moved", float(moved)), ("object_noise_unmoved", float(chosen.size - moved))]
+            return boxes
         if isinstance(op, RandomFlip3D):
             # RandomFlip3D.transform: both uniforms are drawn (horizontal first) before either flip is applied.
             flip_h = bool(rng.random() < op.flip_ratio_bev_horizontal)

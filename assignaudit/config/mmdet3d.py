@@ -22,7 +22,7 @@ from assignaudit.assign.heatmap import HeatmapParams
 from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
-from assignaudit.augment.params import AugOp, GlobalRotScaleTrans, ObjectSample, RandomFlip3D
+from assignaudit.augment.params import AugOp, GlobalRotScaleTrans, ObjectNoise, ObjectSample, RandomFlip3D
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.config.schema import ConfigPaths, build_heatmap_params, check_consistency, log_heatmap_warnings
@@ -341,10 +341,12 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
             ops.append(_random_flip(chk, step, step_path))
         elif kind == "ObjectSample":
             ops.append(_object_sample(chk, step, step_path, class_names, match_height))
+        elif kind == "ObjectNoise":
+            ops.append(_object_noise(chk, step, step_path))
         else:
             raise chk.error(step_path, f"transform {kind!r} is not replayed by assignaudit and may change the GT "
                                        "boxes (replayed: GlobalRotScaleTrans, RandomFlip3D, ObjectSample, "
-                                       "ObjectRangeFilter, ObjectNameFilter)")
+                                       "ObjectNoise, ObjectRangeFilter, ObjectNameFilter)")
         paths.append(step_path)
     if range_seen is None:
         raise chk.error(path, "no ObjectRangeFilter: GT outside the range would reach the assigner, which "
@@ -369,6 +371,28 @@ def _global_rot_scale_trans(chk: Checker, step: Mapping, path: str) -> GlobalRot
     if min(std) < 0:
         raise chk.error(std_path, f"a standard deviation cannot be negative, got {show(std_raw)}")
     return GlobalRotScaleTrans(rot_range_rad=rot, scale_range=scale, translation_std_m=std)  # type: ignore
+
+
+def _object_noise(chk: Checker, step: Mapping, path: str) -> ObjectNoise:
+    """``ObjectNoise`` (transforms_3d.py defaults; ``noise_per_object_v3_`` widens a scalar range r to [-r, r] and
+    a scalar std s to [s, s, s])."""
+    _no_unknown(chk, step, path, ("type", "translation_std", "global_rot_range", "rot_range", "num_try"),
+                "ObjectNoise")
+    d = ObjectNoise()
+    std_raw = step.get("translation_std", list(d.translation_std))
+    std_path = join(path, "translation_std")
+    std = (chk.number(std_raw, std_path, lo=0.0),) * 3 if not isinstance(std_raw, (list, tuple)) \
+        else chk.numbers(std_raw, std_path, length=3)
+    if min(std) < 0:
+        raise chk.error(std_path, f"a standard deviation cannot be negative, got {show(std_raw)}")
+    return ObjectNoise(
+        translation_std=std,  # type: ignore[arg-type]
+        rot_range=chk.range_pair(step.get("rot_range", list(d.rot_range)), join(path, "rot_range"),
+                                 symmetric_scalar=True),
+        global_rot_range=chk.range_pair(step.get("global_rot_range", list(d.global_rot_range)),
+                                        join(path, "global_rot_range"), symmetric_scalar=True),
+        num_try=chk.integer(step.get("num_try", d.num_try), join(path, "num_try"), minimum=1),
+    )
 
 
 def _random_flip(chk: Checker, step: Mapping, path: str) -> RandomFlip3D:

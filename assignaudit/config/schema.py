@@ -23,6 +23,7 @@ from assignaudit.augment.params import (
     AugOp, GlobalRotScaleTrans, GTSampling, ObjectSample, RandomFlip3D, WorldFlip, WorldRotation, WorldScaling,
     WorldTranslation,
 )
+from assignaudit.augment.params import ObjectNoise
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import HEAD_KINDS, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.errors import ConfigError
@@ -52,6 +53,7 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
     "global_rot_scale_trans": ("rot_range_rad", "scale_range", "translation_std_m"),
     "random_flip_3d": ("flip_ratio_bev_horizontal", "flip_ratio_bev_vertical"),
     "object_sample": ("sample_groups", "min_points", "rate", "filter_by_difficulty"),
+    "object_noise": ("translation_std", "rot_range", "global_rot_range", "num_try"),
 }
 GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
@@ -515,6 +517,17 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
             translation_std_m=_std3(chk, sec.get("translation_std_m", list(d.translation_std_m)),
                                     join(path, "translation_std_m")),
         )
+    if kind == "object_noise":
+        n = ObjectNoise()
+        return ObjectNoise(
+            translation_std=_std3(chk, sec.get("translation_std", list(n.translation_std)),
+                                  join(path, "translation_std")),
+            rot_range=chk.range_pair(sec.get("rot_range", list(n.rot_range)), join(path, "rot_range"),
+                                     symmetric_scalar=True),
+            global_rot_range=chk.range_pair(sec.get("global_rot_range", list(n.global_rot_range)),
+                                            join(path, "global_rot_range"), symmetric_scalar=True),
+            num_try=chk.integer(sec.get("num_try", n.num_try), join(path, "num_try"), minimum=1),
+        )
     f = RandomFlip3D()
     return RandomFlip3D(
         flip_ratio_bev_horizontal=chk.fraction(sec.get("flip_ratio_bev_horizontal", f.flip_ratio_bev_horizontal),
@@ -594,6 +607,9 @@ def _aug_to_dict(op: AugOp) -> dict[str, Any]:
     if isinstance(op, RandomFlip3D):
         return {"type": "random_flip_3d", "flip_ratio_bev_horizontal": op.flip_ratio_bev_horizontal,
                 "flip_ratio_bev_vertical": op.flip_ratio_bev_vertical}
+    if isinstance(op, ObjectNoise):
+        return {"type": "object_noise", "translation_std": list(op.translation_std), "rot_range": list(op.rot_range),
+                "global_rot_range": list(op.global_rot_range), "num_try": op.num_try}
     raise TypeError(f"unknown augmentation {op!r}")  # pragma: no cover - AugOp is a closed union
 
 
