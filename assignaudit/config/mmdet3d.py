@@ -126,18 +126,65 @@ def parse_cfg_options(options: Sequence[str]) -> dict[str, Any]:
 
 # Top-level variables assignaudit itself may read when the model does not carry them (docs/config.md).
 _TOP_LEVEL_FALLBACKS = ("class_names", "point_cloud_range", "voxel_size")
+# Leaf keys the importer reads somewhere, so that ``--cfg-options`` may add them where the file leaves them at their
+# default (e.g. an assigner's ``min_pos_iou``). A new leaf that is none of these would change nothing here (and,
+# misspelt, nothing upstream either): it is refused with the closest existing key.
+_READ_LEAVES = frozenset(
+    _GENERATOR_KEYS + _ASSIGNER_KEYS + _CENTER_TRAIN_KEYS + _OBJECT_SAMPLE_KEYS + _DB_SAMPLER_KEYS + _PREPARE_KEYS
+    + ("assign_per_class", "num_query", "num_classes", "tasks", "num_class", "class_names", "transformer",
+       "decoder", "num_layers", "coordinate", "rot_range", "scale_ratio_range", "translation_std", "shift_height",
+       "flip_ratio_bev_horizontal", "flip_ratio_bev_vertical", "flip_box3d", "sync_2d", "global_rot_range",
+       "num_try", "output_shape", "encoder_channels", "layer_strides", "upsample_strides", "start_level",
+       "end_level", "num_outs", "use_valid_flag", "score_thr", "nms_thr", "use_rotate_nms", "nms_pre", "max_num",
+       "score_threshold", "nms_type", "pre_max_size", "post_max_size", "min_radius", "point_cloud_range",
+       "voxel_size", "classes", "cls_cost", "reg_cost", "weight", "strides", "stem_channels", "arch",
+       "out_indices", "deploy", "num_proposals", "nms_kernel_size")
+)
+_STAGE_CFGS = ("train_cfg", "test_cfg")
 
 
-def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping[str, Any]) -> None:
-    """Refuse a ``--cfg-options`` key whose path leads nowhere (a typo such as ``model.pts_bbox_hed.x``).
+def _close_match(seg: str, candidates: Sequence[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(seg, [str(c) for c in candidates], n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def _pts_layout(segments: list[str], cfg: Mapping[str, Any]) -> list[str]:
+    """``model.train_cfg.X`` <-> ``model.train_cfg.pts.X`` (and ``test_cfg``): the other config layout's spelling.
+
+    MVX-style detectors (``pts_bbox_head``) keep their train / test settings under ``pts``, single-stage ones do not;
+    a user (or the README) writing one layout for the other means the same key, so it is rewritten to the layout
+    this config has. Anything else is returned unchanged.
+    """
+    if len(segments) < 3 or segments[0] != "model" or segments[1] not in _STAGE_CFGS:
+        return segments
+    model = cfg.get("model")
+    stage = model.get(segments[1]) if isinstance(model, Mapping) else None
+    if not isinstance(stage, Mapping):
+        return segments
+    has_pts = isinstance(stage.get("pts"), Mapping)
+    if segments[2] == "pts" and not has_pts and "pts" not in stage:
+        return segments[:2] + segments[3:]
+    if segments[2] != "pts" and has_pts and segments[2] not in stage:
+        return segments[:2] + ["pts"] + segments[2:]
+    return segments
+
+
+def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse a ``--cfg-options`` key whose path leads nowhere (a typo such as ``model.pts_bbox_hed.x`` or
+    ``model.bbox_head.assign_per_clas``); returns the options with ``train_cfg`` / ``test_cfg`` keys in this config's
+    layout (`_pts_layout`).
 
     mmengine's ``merge_from_dict`` creates any missing mapping on the way, so upstream a misspelt key trains the
     unchanged config without a word; here it would silently give the unchanged counts, so every segment but the last
-    must exist (list indices in range), and only the last may add a key to an existing mapping (e.g. an assigner's
-    ``min_pos_iou`` left at its default). A new top-level key is refused too, except the variables read as fallbacks.
+    must exist (list indices in range), and the last may only add a key to an existing mapping if it is one that
+    assignaudit reads (`_READ_LEAVES`, e.g. an assigner's ``min_pos_iou`` left at its default). A new top-level key
+    is refused too, except the variables read as fallbacks. Each error names the closest existing key.
     """
-    for key in options:
-        segments = str(key).split(".")
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        segments = _pts_layout(str(key).split("."), cfg)
         node: Any = cfg
         for depth, seg in enumerate(segments):
             where = ".".join(segments[:depth]) or "the config's top level"
@@ -146,8 +193,12 @@ def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping
                 if seg in node:
                     node = node[seg]
                     continue
-                if depth == len(segments) - 1 and (depth > 0 or seg in _TOP_LEVEL_FALLBACKS):
+                last = depth == len(segments) - 1
+                if last and (seg in _TOP_LEVEL_FALLBACKS or (depth > 0 and seg in _READ_LEAVES)):
                     break  # a new leaf in an existing mapping
+                near = _close_match(seg, list(node) + (sorted(_READ_LEAVES) if last and depth > 0 else []))
+                if near is not None:
+                    raise ConfigError(f"{problem} key {seg!r} not found under {where}; did you mean {near!r}?")
                 avail = ", ".join(map(str, list(node)[:12])) + (", ..." if len(node) > 12 else "")
                 raise ConfigError(f"{problem} key {seg!r} not found under {where} (available: {avail or 'none'})")
             if isinstance(node, (list, tuple)):
@@ -160,6 +211,8 @@ def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping
                 continue
             raise ConfigError(f"{problem} {where} is {type(node).__name__} {repr(node)[:60]}, not a mapping or "
                               f"list, so it has no key {seg!r}")
+        out[".".join(segments)] = value
+    return out
 
 
 def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> dict:
@@ -182,7 +235,7 @@ def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, An
                     "configs/ files, which need only mmengine)")
         raise ConfigError(f"{path}: cannot read the mmdetection3d config: {type(err).__name__}: {first}{hint}") from None
     if options:
-        _check_cfg_option_paths(path, cfg.to_dict(), options)
+        options = _check_cfg_option_paths(path, cfg.to_dict(), options)
         try:
             cfg.merge_from_dict(options)
         except Exception as err:  # noqa: BLE001 - mmengine raises KeyError / TypeError / IndexError here
