@@ -267,7 +267,7 @@ def test_custom_imports_are_not_imported(tmp_path):
      r"iou_calculator: 'BboxOverlaps3D' .* is not supported"),
     (["model.train_cfg.pts.assigner.ignore_iof_thr=0.5"], r"ignore_iof_thr: > 0 needs ignore boxes"),
     (["model.pts_bbox_head.anchor_generator.type=AlignedAnchor3DRangeGeneratorPerCls"],
-     r"anchor_generator\.type: 'AlignedAnchor3DRangeGeneratorPerCls' is not supported"),
+     r"anchor_generator\.type: 'AlignedAnchor3DRangeGeneratorPerCls' with 'Anchor3DHead': ShapeAwareHead needs"),
     (["model.pts_bbox_head.anchor_generator.scales=[1,2]"],
      r"anchor_generator\.scales: 2 scales for 1 feature maps"),
     (["model.pts_neck.upsample_strides=[1,2,2]"], r"upsample_strides: the upsampled maps have different strides"),

@@ -126,13 +126,18 @@ def _render(cfg) -> None:
 
 def _summary_anchor(cfg, head) -> None:
     a, layout = cfg.assigner, cfg.anchors
-    if layout.generator != "pcdet":
+    if layout.generator == "mmdet3d_aligned_per_class":
+        order = "mmdet3d per class (class, rot, y, x), one feature map per class"
+    elif layout.generator != "pcdet":
         order = "mmdet3d (z, y, x, set, size, rot) per level"
     else:
         order = "multi-head (class, size, rot, z, y, x)" if layout.multihead else "single head (z, y, x, class, size, rot)"
     gen = {"pcdet": "OpenPCDet AnchorGenerator", "mmdet3d": "mmdet3d Anchor3DRangeGenerator (endpoints)",
            "mmdet3d_aligned": "mmdet3d AlignedAnchor3DRangeGenerator "
-                              + ("(align_corner)" if layout.align_corner else "(cell centres)")}[layout.generator]
+                              + ("(align_corner)" if layout.align_corner else "(cell centres)"),
+           "mmdet3d_aligned_per_class": "mmdet3d AlignedAnchor3DRangeGeneratorPerCls "
+                                        + ("(align_corner)" if layout.align_corner else "(cell centres)")}[
+        layout.generator]
     head.add_row("anchor layout", f"{order}; {gen}")
     if layout.levels:
         head.add_row("FPN levels", ", ".join(f"stride {lv.feature_map_stride} (sizes x{lv.scale:g})"

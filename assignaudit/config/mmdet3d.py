@@ -15,6 +15,7 @@ reproduce is a `ConfigError` naming it, never silently dropped.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -29,13 +30,23 @@ from assignaudit.config.schema import ConfigPaths, build_heatmap_params, check_c
 from assignaudit.errors import ConfigError
 
 
+log = logging.getLogger(__name__)
+
 MMENGINE_MISSING = "reading mmdetection3d .py configs needs mmengine: pip install 'assignaudit[mmdet3d]'"
 
 ANCHOR_HEAD = "Anchor3DHead"
+# Anchor3DHead subclasses whose targets are Anchor3DHead's (train_mixins.anchor_target_3d): PartA2 / PV-RCNN's RPN
+# (``model.rpn_head``, train_cfg.rpn) and SSN's ShapeAwareHead (one anchor set per class, each on its task's map).
+PARTA2_RPN_HEAD = "PartA2RPNHead"
+SHAPE_AWARE_HEAD = "ShapeAwareHead"
+ANCHOR_HEADS = (ANCHOR_HEAD, PARTA2_RPN_HEAD, SHAPE_AWARE_HEAD)
 CENTER_HEAD = "CenterHead"
 QUERY_HEADS = ("DETR3DHead", "PETRHead")
-SUPPORTED_HEADS = (ANCHOR_HEAD, CENTER_HEAD) + QUERY_HEADS
-_GENERATORS = {"Anchor3DRangeGenerator": "mmdet3d", "AlignedAnchor3DRangeGenerator": "mmdet3d_aligned"}
+SUPPORTED_HEADS = ANCHOR_HEADS + (CENTER_HEAD,) + QUERY_HEADS
+_GENERATORS = {"Anchor3DRangeGenerator": "mmdet3d", "AlignedAnchor3DRangeGenerator": "mmdet3d_aligned",
+               "AlignedAnchor3DRangeGeneratorPerCls": "mmdet3d_aligned_per_class"}
+# model.<head key> -> (train_cfg part, test_cfg part) it reads; None: the stage cfg itself.
+_HEAD_KEYS = (("pts_bbox_head", "pts", "pts"), ("bbox_head", None, None), ("rpn_head", "rpn", "rcnn"))
 _GENERATOR_KEYS = ("type", "ranges", "sizes", "scales", "rotations", "custom_values", "reshape_out",
                    "size_per_range", "align_corner")
 _MAX_IOU_ASSIGNERS = ("Max3DIoUAssigner", "MaxIoUAssigner")
@@ -265,13 +276,14 @@ def _no_unknown(chk: Checker, section: Mapping, path: str, allowed: tuple[str, .
                                                   "ignored silently")
 
 
-def _stage_cfg(chk: Checker, model: Mapping, key: str, pts: bool) -> tuple[Mapping, str]:
-    """``model.train_cfg`` / ``test_cfg``, or their ``pts`` part for the MVX-style ``pts_bbox_head`` detectors."""
+def _stage_cfg(chk: Checker, model: Mapping, key: str, part: str | None) -> tuple[Mapping, str]:
+    """``model.train_cfg`` / ``test_cfg``, or their ``part``: ``pts`` for the MVX-style ``pts_bbox_head`` detectors,
+    ``rpn`` (train) / ``rcnn`` (test: the final boxes) for the two-stage ``rpn_head`` ones."""
     path = f"model.{key}"
     section = model.get(key) or {}
     section = chk.mapping(section, path)
-    if pts and "pts" in section:
-        return chk.mapping(section["pts"] or {}, join(path, "pts")), join(path, "pts")
+    if part is not None and part in section:
+        return chk.mapping(section[part] or {}, join(path, part)), join(path, part)
     return section, path
 
 
@@ -521,12 +533,12 @@ def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int,
             if shape != (grid[1], grid[0]):
                 raise chk.error(join(me_path, "output_shape"), f"{list(shape)} is not the voxel grid (y, x) "
                                                                f"{[grid[1], grid[0]]}")
-    elif me_type == "SparseEncoder":
+    elif me_type in ("SparseEncoder", "SparseUNet"):  # UNet: the BEV map is its encoder's (sparse_unet.py)
         channels = me.get("encoder_channels", ((16,), (32, 32, 32), (64, 64, 64), (64, 64, 64)))
         base = 2 ** (len(chk.sequence(channels, join(me_path, "encoder_channels"), min_length=1)) - 1)
     else:
         raise chk.error(join(me_path, "type"), f"{me_type!r}: cannot derive the anchor feature-map stride "
-                                               "(known: PointPillarsScatter, SparseEncoder)")
+                                               "(known: PointPillarsScatter, SparseEncoder, SparseUNet)")
     bb_path = f"model.{prefix}backbone"
     bb = chk.mapping(chk.required(model, f"{prefix}backbone", "model"), bb_path)
     if _type(chk, bb, bb_path) != "SECOND":
@@ -611,8 +623,15 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
                                                 f"{', '.join(_GENERATORS)})")
     _no_unknown(chk, gen, gen_path, _GENERATOR_KEYS, gen_type)
     generator = _GENERATORS[gen_type]
+    shape_aware = _type(chk, head, head_path) == SHAPE_AWARE_HEAD
+    if shape_aware != (generator == "mmdet3d_aligned_per_class"):
+        # ShapeAwareHead hands the generator one feature-map size per class; the other generators read that list as
+        # FPN levels (and PerCls cannot serve a single map), so upstream fails or builds something else.
+        raise chk.error(join(gen_path, "type"), f"{gen['type']!r} with {head.get('type')!r}: ShapeAwareHead needs "
+                                                "AlignedAnchor3DRangeGeneratorPerCls and that generator needs "
+                                                "ShapeAwareHead")
     align_corner = chk.boolean(gen.get("align_corner", False), join(gen_path, "align_corner"))
-    if align_corner and generator != "mmdet3d_aligned":
+    if align_corner and generator not in ("mmdet3d_aligned", "mmdet3d_aligned_per_class"):
         raise chk.error(join(gen_path, "align_corner"), "only AlignedAnchor3DRangeGenerator takes align_corner")
     sizes_path, ranges_path = join(gen_path, "sizes"), join(gen_path, "ranges")
     # mm3d 1.x sizes are (x_size, y_size, z_size) = (dx, dy, dz) (spec §1); ranges z is the anchor bottom.
@@ -632,6 +651,10 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
     scales = chk.numbers(gen.get("scales", [1]), join(gen_path, "scales"), min_length=1, positive=True)
 
     strides = _feature_strides(chk, model, prefix, grid)
+    set_strides = [strides[0]] * len(sizes)
+    if shape_aware:
+        set_strides = _shape_aware_strides(chk, head, head_path, strides, scales, len(sizes), grid, class_names)
+        scales = [scales[0]]
     if len(strides) != len(scales):
         raise chk.error(join(gen_path, "scales"), f"{len(scales)} scales for {len(strides)} feature maps (strides "
                                                   f"{strides} from the neck); mmdet3d pairs them level by level")
@@ -654,7 +677,8 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
     for key in ("gt_max_assign_all", "match_low_quality"):
         if len({a[key] for a in assigners}) != 1:
             raise chk.error(a_path, f"the assigners disagree on {key}; assignaudit has one value for all")
-    assign_per_class = chk.boolean(head.get("assign_per_class", False), join(head_path, "assign_per_class"))
+    # Anchor3DHead's default is False, ShapeAwareHead's True (shape_aware_head.py).
+    assign_per_class = chk.boolean(head.get("assign_per_class", shape_aware), join(head_path, "assign_per_class"))
     if per_size and assign_per_class and len(sizes) != len(class_names):
         raise chk.error(join(head_path, "assign_per_class"),
                         f"assigner i gets the GT of class i, but there are {len(sizes)} sizes for "
@@ -666,7 +690,7 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
         sets.append(AnchorSet(
             class_name=label, sizes=(size,), rotations=rotations, bottom_heights=(rng[2],),  # type: ignore
             matched_threshold=a["pos"], unmatched_threshold=a["neg"],
-            feature_map_stride=strides[0], min_pos_iou=a["min_pos"] if per_size else None,
+            feature_map_stride=set_strides[i], min_pos_iou=a["min_pos"] if per_size else None,
             anchor_range=rng,  # type: ignore[arg-type]
         ))
     layout = AnchorLayout(point_cloud_range=pcr, voxel_size=voxel, anchor_sets=tuple(sets),  # type: ignore
@@ -678,6 +702,63 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
         match_low_quality=assigners[0]["match_low_quality"], assign_per_class=assign_per_class if per_size else True,
     )
     return layout, params, tuple(join(sizes_path, i) for i in range(len(sets)))
+
+
+def _shape_aware_strides(chk: Checker, head: Mapping, head_path: str, strides: list[int], scales: Sequence[float],
+                         num_sizes: int, grid: tuple[int, int, int], class_names: tuple[str, ...]) -> list[int]:
+    """ShapeAwareHead: anchor set i (``sizes[i]`` / ``ranges[i]``, class i) lives on the map of the task that holds
+    class i (tasks in order, ``num_class`` each); that map is the neck's after the task's ``shared_conv_strides``
+    (3x3 convs, padding 1: ``ceil(n / s)`` per conv), so set i's stride is the neck stride times their product."""
+    if len(strides) != 1 or len(scales) != 1 or scales[0] != 1.0:
+        raise chk.error(join(head_path, "anchor_generator"), f"ShapeAwareHead needs one neck output and one scale 1 "
+                                                             f"(AlignedAnchor3DRangeGeneratorPerCls); got strides "
+                                                             f"{strides}, scales {list(scales)}")
+    tasks_path = join(head_path, "tasks")
+    out: list[int] = []
+    task_classes: list[str] = []
+    for ti, task in enumerate(chk.sequence(chk.required(head, "tasks", head_path), tasks_path, min_length=1)):
+        t_path = join(tasks_path, ti)
+        task = chk.mapping(task, t_path)
+        n = chk.integer(chk.required(task, "num_class", t_path), join(t_path, "num_class"), minimum=1)
+        task_classes += [str(c) for c in task.get("class_names") or ()]
+        conv = chk.sequence(task.get("shared_conv_strides", (1, 1)), join(t_path, "shared_conv_strides"))
+        nx, ny, total = grid[0] // strides[0], grid[1] // strides[0], strides[0]
+        for ci, c in enumerate(conv):
+            c = chk.integer(c, join(join(t_path, "shared_conv_strides"), ci), minimum=1)
+            nx, ny, total = -(-nx // c), -(-ny // c), total * c
+        if (nx, ny) != (grid[0] // total, grid[1] // total):
+            raise chk.error(join(t_path, "shared_conv_strides"), f"the task's map is {nx} x {ny} (convs round up), "
+                                                                 f"not grid // {total} = {grid[0] // total} x "
+                                                                 f"{grid[1] // total}; not reproduced")
+        out += [total] * n
+    if len(out) != num_sizes:
+        raise chk.error(tasks_path, f"the tasks hold {len(out)} classes but the generator has {num_sizes} sizes "
+                                    "(ShapeAwareHead asserts one feature map per size and range)")
+    if task_classes and tuple(task_classes) != tuple(class_names):
+        # Upstream never reads tasks[*].class_names: anchor set i is simply the one assigner i gives the GT of
+        # dataset label i. Replayed as trained, but the user should know (e.g. SSN Lyft: its class_names variable
+        # is not the base dataset's metainfo.classes, so 'car' GT meet the 'bicycle'-sized anchors).
+        pairs = [f"{c}<-{t}" for c, t in zip(class_names, task_classes) if c != t][:3]
+        log.warning("%s: %s: the tasks list classes in another order than the dataset classes; anchor set i gets "
+                    "the GT of dataset class i, as upstream trains (dataset<-task: %s)", chk.origin, tasks_path,
+                    ", ".join(pairs))
+    return out
+
+
+def _rcnn_post(chk: Checker, test_cfg: Mapping, path: str) -> PostProcessing:
+    """Two-stage PartA2 / PV-RCNN: the final boxes come from the ROI head's ``multi_class_nms`` (``test_cfg.rcnn``:
+    per class, score >= score_thr, rotated or axis-aligned NMS, no cap). The RPN's ``test_cfg.rpn`` only makes
+    proposals."""
+    d = PostProcessing()
+    rotate = chk.boolean(test_cfg.get("use_rotate_nms", True), join(path, "use_rotate_nms"))
+    return PostProcessing(
+        score_thresh=chk.fraction(test_cfg.get("score_thr", d.score_thresh), join(path, "score_thr")),
+        multi_classes_nms=True,
+        nms_type="nms_gpu" if rotate else "nms_normal_gpu",
+        nms_thresh=chk.fraction(test_cfg.get("nms_thr", d.nms_thresh), join(path, "nms_thr")),
+        nms_pre_maxsize=None,
+        nms_post_maxsize=None,
+    )
 
 
 def _anchor_post(chk: Checker, test_cfg: Mapping, path: str) -> PostProcessing:
@@ -803,22 +884,22 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     chk = Checker(origin)
     cfg = chk.mapping(cfg, "")
     model = chk.mapping(chk.required(cfg, "model", ""), "model")
-    head_key = "pts_bbox_head" if model.get("pts_bbox_head") else "bbox_head"
-    if not model.get(head_key):
-        raise chk.error("model", "no pts_bbox_head or bbox_head: assignaudit audits dense heads "
+    found = next(((k, tr, te) for k, tr, te in _HEAD_KEYS if model.get(k)), None)
+    if found is None:
+        raise chk.error("model", "no pts_bbox_head, bbox_head or rpn_head: assignaudit audits dense heads "
                                  f"({', '.join(SUPPORTED_HEADS)})")
-    pts = head_key == "pts_bbox_head"
-    prefix = "pts_" if pts else ""
+    head_key, train_part, test_part = found
+    prefix = "pts_" if head_key == "pts_bbox_head" else ""
     head_path = f"model.{head_key}"
     head = chk.mapping(model[head_key], head_path)
     head_type = _type(chk, head, head_path)
-    train_cfg, train_path = _stage_cfg(chk, model, "train_cfg", pts)
-    test_cfg, test_path = _stage_cfg(chk, model, "test_cfg", pts)
+    train_cfg, train_path = _stage_cfg(chk, model, "train_cfg", train_part)
+    test_cfg, test_path = _stage_cfg(chk, model, "test_cfg", test_part)
     if head_type not in SUPPORTED_HEADS:
         raise chk.error(join(head_path, "type"), f"{head['type']!r} is not supported (supported: "
                                                  f"{', '.join(SUPPORTED_HEADS)}); its train_cfg assigner is "
                                                  f"{_assigner_desc(train_cfg)}")
-    kind = "anchor" if head_type == ANCHOR_HEAD else "center" if head_type == CENTER_HEAD else "query"
+    kind = "anchor" if head_type in ANCHOR_HEADS else "center" if head_type == CENTER_HEAD else "query"
 
     ds, ds_path = _unwrap_dataset(chk, cfg)
     class_names, classes_path = _class_names(chk, cfg, ds, ds_path)
@@ -831,7 +912,8 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     if kind == "anchor":
         anchors, assigner, anchor_paths = _anchor_head(chk, model, head, head_path, prefix, train_cfg, train_path,
                                                        class_names, pcr, voxel, grid)  # type: ignore[arg-type]
-        post = _anchor_post(chk, test_cfg, test_path)
+        post = _rcnn_post(chk, test_cfg, test_path) if head_key == "rpn_head" else \
+            _anchor_post(chk, test_cfg, test_path)
     elif kind == "center":
         heatmap = _center_head(chk, head, head_path, train_cfg, train_path, class_names, pcr, pcr_path, voxel)
         post = _center_post(chk, test_cfg, test_path)

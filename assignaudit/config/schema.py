@@ -60,7 +60,7 @@ POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms
              "circle_min_radius_sq")
 
 FRAMEWORKS = ("pcdet", "mmdet3d")
-GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned")
+GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned", "mmdet3d_aligned_per_class")
 NEAREST_CONVENTIONS = ("pcdet", "mmdet3d")
 RANGE_FILTERS = ("pcdet", "mmdet3d")
 NMS_TYPES = ("nms_gpu", "nms_normal_gpu", "circle")
@@ -343,7 +343,7 @@ def _anchor_generator(chk: Checker, raw: Any, path: str) -> tuple[str, bool, tup
     chk.no_unknown_keys(sec, path, GENERATOR_KEYS)
     kind = chk.choice(sec.get("type", AnchorLayout.generator), join(path, "type"), GENERATORS)
     align_corner = chk.boolean(sec.get("align_corner", False), join(path, "align_corner"))
-    if align_corner and kind != "mmdet3d_aligned":
+    if align_corner and kind not in ("mmdet3d_aligned", "mmdet3d_aligned_per_class"):
         raise chk.error(join(path, "align_corner"), "only applies to type mmdet3d_aligned")
     levels_path = join(path, "levels")
     levels = []
@@ -639,7 +639,7 @@ def _anchor_part(cfg: DetectorConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"multihead": layout.multihead}
     if layout.generator != "pcdet" or layout.levels:
         gen: dict[str, Any] = {"type": layout.generator}
-        if layout.generator == "mmdet3d_aligned":
+        if layout.generator in ("mmdet3d_aligned", "mmdet3d_aligned_per_class"):
             gen["align_corner"] = layout.align_corner
         if layout.levels:
             gen["levels"] = [{"feature_map_stride": lv.feature_map_stride, "scale": lv.scale} for lv in layout.levels]
