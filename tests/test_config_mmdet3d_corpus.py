@@ -31,6 +31,10 @@ ANCHOR_CONFIGS = [
     "pv_rcnn/pv_rcnn_8xb2-80e_kitti-3d-3class.py",
     "ssn/ssn_hv_secfpn_sbn-all_16xb2-2x_nus-3d.py",
     "ssn/ssn_hv_secfpn_sbn-all_16xb2-2x_lyft-3d.py",
+    "ssn/ssn_hv_regnet-400mf_secfpn_sbn-all_16xb2-2x_nus-3d.py",
+    "regnet/pointpillars_hv_regnet-400mf_secfpn_sbn-all_8xb4-2x_nus-3d.py",
+    "regnet/pointpillars_hv_regnet-400mf_fpn_sbn-all_range100_8xb2-2x_lyft-3d.py",
+    "sassd/sassd_8xb6-80e_kitti-3d-3class.py",
 ]
 
 
@@ -164,3 +168,27 @@ def test_object_noise_config_is_the_kitti_base_pipeline():
     assert [type(op).__name__ for op in got.augmentations] == ["ObjectSample", "ObjectNoise", "RandomFlip3D",
                                                                "GlobalRotScaleTrans"]
     assert math.isclose(got.augmentations[1].rot_range[1], 0.78539816)
+
+
+@pytest.mark.parametrize("rel, levels, set_strides", [
+    # NoStemRegNet strides (1, 2, 2, 2), out_indices (1, 2, 3): outputs at 2, 4, 8 pillars; SECFPN upsamples
+    # [1, 2, 4] -> one map at stride 2 (400 -> 200)
+    ("regnet/pointpillars_hv_regnet-400mf_secfpn_sbn-all_8xb4-2x_nus-3d.py", [], {2}),
+    # ... FPN keeps the three (num_outs 3): levels at 2, 4, 8 with anchor scales 1, 2, 4
+    ("regnet/pointpillars_hv_regnet-400mf_fpn_sbn-all_range100_8xb2-2x_lyft-3d.py", [(2, 1.0), (4, 2.0), (8, 4.0)],
+     {2}),
+    # SSN on RegNet: SECFPN stride 2, then the task convs (1, 1) or (2, 1, 1)
+    ("ssn/ssn_hv_regnet-400mf_secfpn_sbn-all_16xb2-2x_nus-3d.py", [], {2, 4}),
+    # SparseEncoderSASSD: SparseEncoder's 4 stages -> 8
+    ("sassd/sassd_8xb6-80e_kitti-3d-3class.py", [], {8}),
+])
+def test_backbone_and_encoder_strides(rel, levels, set_strides):
+    layout = load_mmdet3d_config(ROOT / rel).anchors
+    assert [(lv.feature_map_stride, lv.scale) for lv in layout.levels] == levels
+    assert {s.feature_map_stride for s in layout.anchor_sets} == set_strides
+
+
+def test_regnet_out_indices_out_of_range_is_refused():
+    with pytest.raises(ConfigError, match=r"out_indices: \[1, 2, 4\] must be increasing stage indices below 4"):
+        load_mmdet3d_config(ROOT / "regnet/pointpillars_hv_regnet-400mf_secfpn_sbn-all_8xb4-2x_nus-3d.py",
+                            ["model.pts_backbone.out_indices=(1,2,4)"])

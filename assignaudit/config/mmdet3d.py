@@ -518,8 +518,8 @@ def _difficulties(chk: Checker, value: Any, path: str) -> tuple[int, ...]:
 def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int, int, int]) -> list[int]:
     """BEV strides (in voxels) of the feature maps the head sees, derived from the model (docs/config.md).
 
-    Middle encoder: ``PointPillarsScatter`` 1; ``SparseEncoder`` 2**(stages-1) (the default 4 stages: 8).
-    Backbone ``SECOND``: cumulative ``layer_strides``. Neck ``SECONDFPN``: stride_i / upsample_strides[i] (all
+    Middle encoder: ``PointPillarsScatter`` 1; ``SparseEncoder`` / ``SparseUNet`` / ``SparseEncoderSASSD``
+    2**(stages-1) (the default 4 stages: 8). Backbone: `_backbone_strides` (``SECOND``, ``NoStemRegNet``). Neck ``SECONDFPN``: stride_i / upsample_strides[i] (all
     equal, concatenated into one map); ``FPN``: the backbone strides from ``start_level`` plus one doubling per
     extra output up to ``num_outs``.
     """
@@ -533,22 +533,16 @@ def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int,
             if shape != (grid[1], grid[0]):
                 raise chk.error(join(me_path, "output_shape"), f"{list(shape)} is not the voxel grid (y, x) "
                                                                f"{[grid[1], grid[0]]}")
-    elif me_type in ("SparseEncoder", "SparseUNet"):  # UNet: the BEV map is its encoder's (sparse_unet.py)
+    elif me_type in ("SparseEncoder", "SparseUNet", "SparseEncoderSASSD"):
+        # SparseUNet: the BEV map is its encoder's (sparse_unet.py); SA-SSD's encoder is SparseEncoder plus an
+        # auxiliary point branch.
         channels = me.get("encoder_channels", ((16,), (32, 32, 32), (64, 64, 64), (64, 64, 64)))
         base = 2 ** (len(chk.sequence(channels, join(me_path, "encoder_channels"), min_length=1)) - 1)
     else:
         raise chk.error(join(me_path, "type"), f"{me_type!r}: cannot derive the anchor feature-map stride "
-                                               "(known: PointPillarsScatter, SparseEncoder, SparseUNet)")
-    bb_path = f"model.{prefix}backbone"
-    bb = chk.mapping(chk.required(model, f"{prefix}backbone", "model"), bb_path)
-    if _type(chk, bb, bb_path) != "SECOND":
-        raise chk.error(join(bb_path, "type"), f"{bb.get('type')!r}: cannot derive the anchor feature-map strides "
-                                               "(known: SECOND)")
-    strides, s = [], 1
-    for i, ls in enumerate(chk.sequence(bb.get("layer_strides", [2, 2, 2]), join(bb_path, "layer_strides"),
-                                        min_length=1)):
-        s *= chk.integer(ls, join(join(bb_path, "layer_strides"), i), minimum=1)
-        strides.append(s)
+                                               "(known: PointPillarsScatter, SparseEncoder, SparseUNet, "
+                                               "SparseEncoderSASSD)")
+    strides = _backbone_strides(chk, model, prefix)
     neck_path = f"model.{prefix}neck"
     neck = chk.mapping(chk.required(model, f"{prefix}neck", "model"), neck_path)
     neck_type = _type(chk, neck, neck_path)
@@ -579,6 +573,38 @@ def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int,
             raise chk.error(neck_path, f"feature-map stride {total:g} is not a whole number of voxels")
         out.append(int(total))
     return out
+
+
+def _backbone_strides(chk: Checker, model: Mapping, prefix: str) -> list[int]:
+    """Cumulative strides of the backbone outputs the neck takes, relative to the middle encoder's BEV map.
+
+    ``SECOND``: one output per stage, cumulative ``layer_strides`` (default [2, 2, 2]). ``NoStemRegNet`` (mmdet
+    ``RegNet`` without its stride-2 stem: the voxel encoder is the stem, nostem_regnet.py): stage i has stride
+    ``strides[i]`` (default (2, 2, 2, 2)), the outputs are the stages in ``out_indices`` (default (0, 1, 2, 3)).
+    """
+    bb_path = f"model.{prefix}backbone"
+    bb = chk.mapping(chk.required(model, f"{prefix}backbone", "model"), bb_path)
+    bb_type = _type(chk, bb, bb_path)
+    if bb_type == "SECOND":
+        key, default, picked = "layer_strides", [2, 2, 2], None
+    elif bb_type == "NoStemRegNet":
+        key, default = "strides", [2, 2, 2, 2]
+        idx_path = join(bb_path, "out_indices")
+        picked = [chk.integer(v, join(idx_path, i), minimum=0)
+                  for i, v in enumerate(chk.sequence(bb.get("out_indices", [0, 1, 2, 3]), idx_path, min_length=1))]
+    else:
+        raise chk.error(join(bb_path, "type"), f"{bb.get('type')!r}: cannot derive the anchor feature-map strides "
+                                               "(known: SECOND, NoStemRegNet)")
+    cumulative, s = [], 1
+    for i, ls in enumerate(chk.sequence(bb.get(key, default), join(bb_path, key), min_length=1)):
+        s *= chk.integer(ls, join(join(bb_path, key), i), minimum=1)
+        cumulative.append(s)
+    if picked is None:
+        return cumulative
+    if max(picked) >= len(cumulative) or sorted(set(picked)) != picked:
+        raise chk.error(join(bb_path, "out_indices"), f"{picked} must be increasing stage indices below "
+                                                      f"{len(cumulative)} (one per entry of {key})")
+    return [cumulative[i] for i in picked]
 
 
 def _max_iou_assigner(chk: Checker, a: Any, path: str) -> dict[str, Any]:
