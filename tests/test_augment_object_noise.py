@@ -222,3 +222,46 @@ def test_second_kitti_config_reads_object_noise_as_the_file_says_and_round_trips
     assert {"type": "object_noise", "translation_std": [1.0, 1.0, 0.5], "rot_range": [-0.78539816, 0.78539816],
             "global_rot_range": [0.0, 0.0], "num_try": 100} in raw["augmentations"]
     assert config_from_dict(raw, "x", default_name="x", source="x").augmentations == cfg.augmentations
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# PETR GlobalRotScaleTransImage and a range filter placed before it
+# ---------------------------------------------------------------------------------------------------------------------
+
+GRSTI_KIND = 21  # replay._OP_KIND[GlobalRotScaleTransImage]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_global_rot_scale_trans_image_turns_centres_and_yaws_as_petr_does(reverse):
+    from assignaudit.augment.params import GlobalRotScaleTransImage
+
+    op = GlobalRotScaleTransImage((-0.3925, 0.3925), (0.95, 1.05), reverse_angle=reverse)
+    frame = make_frame([[10.0, 0.0, -1.0, 4.0, 2.0, 1.5, 0.2, 1.0, 0.0]], ["car"])
+    out = AugmentationReplay(make_config([op]), None, 5).apply(frame)
+    rng = op_generator(5, "sample-0", 0, GRSTI_KIND)
+    a, s = rng.uniform(-0.3925, 0.3925), rng.uniform(0.95, 1.05)
+    assert out.draws == (("rotation_rad", a), ("scale", s))
+    t = -a if reverse else a  # the boxes turn by t; without reverse_angle upstream then does yaw -= 2 t
+    yaw = 0.2 - t if not reverse else 0.2 + t
+    expected = [10 * math.cos(t) * s, 10 * math.sin(t) * s, -1.0 * s, 4 * s, 2 * s, 1.5 * s, yaw,
+                math.cos(t) * s, math.sin(t) * s]
+    np.testing.assert_allclose(out.boxes[0], expected, atol=1e-12)
+
+
+def test_range_filter_before_a_rotation_keeps_boxes_the_rotation_moves_out():
+    from assignaudit.augment.params import GlobalRotScaleTransImage, ObjectRangeFilter
+
+    # x_max = 50: the box at x 49.9 is inside, the one at 50.5 outside. Scaling by exactly 1.1 (no turn) carries the
+    # first to 54.89: PETR filtered before, so it stays; the second was dropped before the scaling.
+    frame = make_frame([[49.9, 0.0, 0.0, 4, 2, 1.5, 0, 0, 0], [50.5, 0.0, 0.0, 4, 2, 1.5, 0, 0, 0]], ["car", "car"])
+    ops = [ObjectRangeFilter(), GlobalRotScaleTransImage((0.0, 0.0), (1.1, 1.1))]
+    out = AugmentationReplay(make_config(ops, range_filter="mmdet3d"), None, 0).apply(frame)
+    assert out.frame_index.tolist() == [0]
+    assert out.boxes[0, 0] == pytest.approx(49.9 * 1.1)
+    assert out.dropped.reason.tolist() == ["out_of_range"] and out.dropped.frame_index.tolist() == [1]
+    # the filter after the ops (no explicit one) judges the scaled box instead: both go
+    late = AugmentationReplay(make_config(ops[1:], range_filter="mmdet3d"), None, 0).apply(frame)
+    assert late.frame_index.tolist() == [] and sorted(late.dropped.frame_index.tolist()) == [0, 1]
+    # --no-augment: no op runs, the final filter does
+    no_aug = AugmentationReplay(make_config(ops, range_filter="mmdet3d"), None, 0).apply(frame, augment=False)
+    assert no_aug.frame_index.tolist() == [0] and no_aug.boxes[0, 0] == 49.9

@@ -192,3 +192,27 @@ def test_regnet_out_indices_out_of_range_is_refused():
     with pytest.raises(ConfigError, match=r"out_indices: \[1, 2, 4\] must be increasing stage indices below 4"):
         load_mmdet3d_config(ROOT / "regnet/pointpillars_hv_regnet-400mf_secfpn_sbn-all_8xb4-2x_nus-3d.py",
                             ["model.pts_backbone.out_indices=(1,2,4)"])
+
+
+def test_detr3d_multiview_wrapper_is_recorded_as_image_only():
+    got = load_mmdet3d_config(ROOT / "../projects/DETR3D/configs/detr3d_r101_gridmask.py")
+    assert got.head == "query" and got.augmentations == ()
+    assert got.dataset.skipped_transforms == ("MultiViewWrapper[PhotoMetricDistortion3D, RandomResize3D]",)
+
+
+def test_petr_replays_the_range_filter_before_its_box_rotation():
+    from assignaudit.augment.params import GlobalRotScaleTransImage, ObjectRangeFilter
+
+    rel = "../projects/PETR/configs/petr_vovnet_gridmask_p4_800x320.py"
+    got = load_mmdet3d_config(ROOT / rel)
+    step = [s for s in train_dataset(raw(rel))["pipeline"] if s["type"] == "GlobalRotScaleTransImage"][0]
+    assert got.augmentations == (ObjectRangeFilter(), GlobalRotScaleTransImage(
+        tuple(step["rot_range"]), tuple(step["scale_ratio_range"]), step["reverse_angle"]))
+    assert got.dataset.skipped_transforms == ("ResizeCropFlipImage",)
+    assert got.query.num_queries == 900
+
+
+def test_a_box_moving_transform_inside_multiview_wrapper_is_refused():
+    with pytest.raises(ConfigError, match="'GlobalRotScaleTrans' inside MultiViewWrapper is not known"):
+        load_mmdet3d_config(ROOT / "../projects/DETR3D/configs/detr3d_r101_gridmask.py",
+                            ["train_dataloader.dataset.pipeline.2.transforms.0.type=GlobalRotScaleTrans"])

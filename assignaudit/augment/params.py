@@ -90,5 +90,25 @@ class ObjectNoise:
     num_try: int = 100
 
 
+@dataclass(frozen=True)
+class GlobalRotScaleTransImage:
+    """PETR's ``GlobalRotScaleTransImage`` (projects/PETR/petr/transforms_3d.py) on the 3D boxes: a ~ U(rot_range)
+    then s ~ U(scale_ratio_range) (two uniforms, in this order; ``translation_std`` is never used upstream). The
+    boxes are rotated counter-clockwise by a (-a with ``reverse_angle``): centres and velocities; the yaw gets +a
+    (-a), and then, without ``reverse_angle``, ``yaw -= 2 a``: centres turn by +a while yaws turn by -a, as upstream
+    trains. Then centres, sizes and velocities are scaled by s."""
+
+    rot_range_rad: tuple[float, float] = (-0.3925, 0.3925)
+    scale_range: tuple[float, float] = (0.95, 1.05)
+    reverse_angle: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectRangeFilter:
+    """mmdet3d ``ObjectRangeFilter`` where the pipeline has it *before* an op that moves boxes (PETR): the range
+    filter (``gt_filters.range_filter``, the config's range) runs at this point of the list instead of after the
+    augmentations; later ops may move boxes out of the range and they stay, as upstream."""
+
+
 AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling, GlobalRotScaleTrans,
-              RandomFlip3D, ObjectSample, ObjectNoise]
+              RandomFlip3D, ObjectSample, ObjectNoise, GlobalRotScaleTransImage, ObjectRangeFilter]

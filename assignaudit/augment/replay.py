@@ -72,8 +72,10 @@ from assignaudit.augment.gt_sampling import PasteResult, sample_and_paste, sampl
 from assignaudit.augment.object_noise import apply_object_noise
 from assignaudit.augment.params import (
     GlobalRotScaleTrans,
+    GlobalRotScaleTransImage,
     GTSampling,
     ObjectNoise,
+    ObjectRangeFilter,
     ObjectSample,
     RandomFlip3D,
     WorldFlip,
@@ -93,7 +95,7 @@ __all__ = ["AugmentationReplay", "AugmentedFrame", "DroppedGT", "GTDatabase", "b
 # Stream ids of the op kinds (part of the seed derivation: changing them changes every replay).
 _OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4, GTSampling: 5,
             GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8,
-            ObjectNoise: 20}  # 9-19: OpenPCDet local / gt_sampling ops; 20-29: mmdet3d ops
+            ObjectNoise: 20, GlobalRotScaleTransImage: 21, ObjectRangeFilter: 22}  # 9-19: OpenPCDet local / gt_sampling ops; 20-29: mmdet3d ops
 # OpenPCDet's global_scaling skips (and draws nothing) below this range width.
 SCALE_SKIP_WIDTH = 1e-3
 
@@ -153,6 +155,11 @@ def _validate_ops(config: "DetectorConfig") -> None:
                                   "values >= 0")
             if isinstance(op.num_try, bool) or not isinstance(op.num_try, (int, np.integer)) or op.num_try < 1:
                 raise ConfigError(f"{where}: ObjectNoise num_try {op.num_try!r} must be an integer >= 1")
+        elif isinstance(op, GlobalRotScaleTransImage):
+            lo, hi = op.rot_range_rad
+            slo, shi = op.scale_range
+            if not (lo <= hi and 0 < slo <= shi):
+                raise ConfigError(f"{where}: GlobalRotScaleTransImage needs rot lo <= hi and 0 < scale lo <= hi")
         elif isinstance(op, ObjectSample):
             if not (np.isfinite(op.rate) and op.rate >= 0):
                 raise ConfigError(f"{where}: ObjectSample rate {op.rate} must be a finite value >= 0")
@@ -236,8 +243,17 @@ class AugmentationReplay:
 
         # 2. the augmentation queue, in config order.
         draws: list[tuple[str, float]] = []
+        range_done = False
         if augment and self.config.augmentations:
             for op, rng in zip(self.config.augmentations, self._generators(frame.sample_token, replay)):
+                if isinstance(op, ObjectRangeFilter):  # upstream filters here, before a later op moves boxes
+                    inside = range_mask(boxes, self.config.point_cloud_range, self._range_mode)
+                    sel = ~inside & (index >= 0)
+                    dropped.append((index[sel], names[sel], ann[sel], DROP_OUT_OF_RANGE))
+                    boxes, names, ann, pts = boxes[inside], names[inside], ann[inside], pts[inside]
+                    index, source = index[inside], source[inside]
+                    range_done = True
+                    continue
                 if isinstance(op, (GTSampling, ObjectSample)):
                     pasted = self._paste(op, boxes, names, rng)
                     n = pasted.boxes.shape[0]
@@ -255,7 +271,8 @@ class AugmentationReplay:
         boxes = boxes.copy()  # cheap ([N, 9]); guarantees the frame's own array is never written
         boxes[:, 6] = wrap_yaw(boxes[:, 6])
         in_class = class_mask(names, self._class_names)
-        in_range = range_mask(boxes, self.config.point_cloud_range, self._range_mode)
+        in_range = np.ones(boxes.shape[0], dtype=bool) if range_done else \
+            range_mask(boxes, self.config.point_cloud_range, self._range_mode)
         is_dataset = index >= 0
         if self._range_mode == "mmdet3d":  # ObjectRangeFilter runs before ObjectNameFilter
             first, second = (~in_range, DROP_OUT_OF_RANGE), (in_range & ~in_class, DROP_CLASS_FILTER)
@@ -351,6 +368,16 @@ class AugmentationReplay:
             moved = int(np.count_nonzero(chosen >= 0))
             draws += [("object_noise_moved", float(moved)), ("object_noise_unmoved", float(chosen.size - moved))]
             return boxes
+        if isinstance(op, GlobalRotScaleTransImage):
+            angle = float(rng.uniform(*op.rot_range_rad))
+            factor = float(rng.uniform(*op.scale_range))
+            draws += [("rotation_rad", angle), ("scale", factor)]
+            turn = -angle if op.reverse_angle else angle
+            boxes = world.rotate_about_z(boxes, turn)
+            if not op.reverse_angle:
+                boxes = boxes.copy()
+                boxes[:, 6] -= 2 * turn
+            return world.scale(boxes, factor)
         if isinstance(op, RandomFlip3D):
             # RandomFlip3D.transform: both uniforms are drawn (horizontal first) before either flip is applied.
             flip_h = bool(rng.random() < op.flip_ratio_bev_horizontal)

@@ -23,7 +23,9 @@ from assignaudit.assign.heatmap import HeatmapParams
 from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
-from assignaudit.augment.params import AugOp, GlobalRotScaleTrans, ObjectNoise, ObjectSample, RandomFlip3D
+from assignaudit.augment.params import (
+    AugOp, GlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter, ObjectSample, RandomFlip3D,
+)
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.config.schema import ConfigPaths, build_heatmap_params, check_consistency, log_heatmap_warnings
@@ -62,6 +64,15 @@ _GT_NEUTRAL = (
     "PointShuffle", "PointSample", "RandomJitterPoints", "BackgroundPointsFilter", "NormalizePointsColor",
     "PhotoMetricDistortion3D", "PhotoMetricDistortionMultiViewImage", "NormalizeMultiviewImage",
     "PadMultiViewImage", "Pack3DDetInputs", "DefaultFormatBundle3D", "Collect3D",
+)
+# Camera-only transforms: they change images, camera matrices and 2D labels, never the 3D GT boxes or their labels
+# (mmdet3d transforms_3d.py / formating, projects/DETR3D, PETR, BEVFusion). Accepted and recorded in
+# DatasetSpec.skipped_transforms. MultiViewWrapper is accepted when every transform it wraps is one of these.
+_IMAGE_ONLY = (
+    "PhotoMetricDistortion3D", "PhotoMetricDistortionMultiViewImage", "NormalizeMultiviewImage",
+    "PadMultiViewImage", "RandomResize3D", "Resize3D", "ResizeCropFlipImage", "ResizeCropFlipRotImage",
+    "ImageAug3D", "GridMask", "LoadMultiViewImageFromMultiSweeps", "BEVLoadMultiViewImageFromFiles",
+    "MultiViewWrapper",
 )
 _OBJECT_SAMPLE_KEYS = ("type", "db_sampler", "use_ground_plane", "sample_2d")
 _DB_SAMPLER_KEYS = ("type", "data_root", "info_path", "rate", "prepare", "sample_groups", "classes",
@@ -373,11 +384,15 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
     ops: list[AugOp] = []
     paths: list[str] = []
     range_seen = None
+    skipped: list[str] = []
     for i, step in enumerate(steps):
         step_path = join(path, i)
         step = chk.mapping(step, step_path)
         kind = _type(chk, step, step_path)
         if kind in _GT_NEUTRAL:
+            continue
+        if kind in _IMAGE_ONLY:
+            skipped.append(_image_only(chk, step, step_path, kind))
             continue
         if kind == "ObjectRangeFilter":
             rng = _numbers(chk, chk.required(step, "point_cloud_range", step_path),
@@ -395,12 +410,17 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
                 raise chk.error(join(step_path, "classes"), f"drops dataset class {dropped[0]!r}; only a filter "
                                                             "that keeps every class of the dataset is supported")
             continue
-        if range_seen is not None:
-            # assignaudit applies the range filter after the random ops; one placed before them changes which GT
-            # the later ops see.
-            raise chk.error(step_path, f"{kind!r} after ObjectRangeFilter ({range_seen}) is not supported: "
-                                       "assignaudit filters the range after the augmentations")
-        if kind == "GlobalRotScaleTrans":
+        if range_seen is not None and not any(isinstance(op, ObjectRangeFilter) for op in ops):
+            # Upstream filters the range here, before a later op moves boxes (PETR): replay the filter at this
+            # point of the list (the final one then does not run).
+            if kind != "GlobalRotScaleTransImage":
+                raise chk.error(step_path, f"{kind!r} after ObjectRangeFilter ({range_seen}) is not supported "
+                                           "(only GlobalRotScaleTransImage may follow it)")
+            ops.append(ObjectRangeFilter())
+            paths.append(range_seen)
+        if kind == "GlobalRotScaleTransImage":
+            ops.append(_global_rot_scale_trans_image(chk, step, step_path))
+        elif kind == "GlobalRotScaleTrans":
             ops.append(_global_rot_scale_trans(chk, step, step_path))
         elif kind == "RandomFlip3D":
             ops.append(_random_flip(chk, step, step_path))
@@ -410,13 +430,45 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
             ops.append(_object_noise(chk, step, step_path))
         else:
             raise chk.error(step_path, f"transform {kind!r} is not replayed by assignaudit and may change the GT "
-                                       "boxes (replayed: GlobalRotScaleTrans, RandomFlip3D, ObjectSample, "
-                                       "ObjectNoise, ObjectRangeFilter, ObjectNameFilter)")
+                                       "boxes (replayed: GlobalRotScaleTrans, GlobalRotScaleTransImage, "
+                                       "RandomFlip3D, ObjectSample, ObjectNoise, ObjectRangeFilter, "
+                                       "ObjectNameFilter; skipped as image-only: " + ", ".join(_IMAGE_ONLY) + ")")
         paths.append(step_path)
     if range_seen is None:
         raise chk.error(path, "no ObjectRangeFilter: GT outside the range would reach the assigner, which "
                               "assignaudit does not reproduce")
-    return tuple(ops), tuple(paths)
+    return tuple(ops), tuple(paths), tuple(skipped)
+
+
+def _image_only(chk: Checker, step: Mapping, path: str, kind: str) -> str:
+    """An accepted camera-only transform, as recorded (``MultiViewWrapper[inner, ...]``)."""
+    if kind != "MultiViewWrapper":
+        return kind
+    inner = chk.sequence(chk.required(step, "transforms", path), join(path, "transforms"))
+    names = []
+    for j, t in enumerate(inner):
+        t_path = join(join(path, "transforms"), j)
+        name = _type(chk, chk.mapping(t, t_path), t_path)
+        if name not in _IMAGE_ONLY and name not in _GT_NEUTRAL:
+            raise chk.error(join(t_path, "type"), f"{name!r} inside MultiViewWrapper is not known to leave the 3D "
+                                                  f"GT unchanged (image-only: {', '.join(_IMAGE_ONLY)})")
+        names.append(name)
+    return f"MultiViewWrapper[{', '.join(names)}]"
+
+
+def _global_rot_scale_trans_image(chk: Checker, step: Mapping, path: str) -> GlobalRotScaleTransImage:
+    _no_unknown(chk, step, path, ("type", "rot_range", "scale_ratio_range", "translation_std", "reverse_angle",
+                                  "training"), "GlobalRotScaleTransImage")
+    if not chk.boolean(step.get("training", True), join(path, "training")):
+        raise chk.error(join(path, "training"), "False in a train pipeline is not supported")
+    d = GlobalRotScaleTransImage()
+    return GlobalRotScaleTransImage(
+        rot_range_rad=chk.range_pair(step.get("rot_range", list(d.rot_range_rad)), join(path, "rot_range")),
+        scale_range=chk.range_pair(step.get("scale_ratio_range", list(d.scale_range)),
+                                   join(path, "scale_ratio_range"), positive=True),
+        # translation_std is read by __init__ and never used ("TODO: support translation")
+        reverse_angle=chk.boolean(step.get("reverse_angle", False), join(path, "reverse_angle")),
+    )
 
 
 def _global_rot_scale_trans(chk: Checker, step: Mapping, path: str) -> GlobalRotScaleTrans:
@@ -931,7 +983,7 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     class_names, classes_path = _class_names(chk, cfg, ds, ds_path)
     pcr, voxel, pcr_path = _grid_and_range(chk, cfg, model, need_voxel=kind != "query")
     grid = tuple(int(round((pcr[i + 3] - pcr[i]) / voxel[i])) for i in range(3))
-    augmentations, aug_paths = _pipeline(chk, ds, ds_path, class_names, pcr, pcr_path, match_height=False)
+    augmentations, aug_paths, skipped = _pipeline(chk, ds, ds_path, class_names, pcr, pcr_path, match_height=False)
 
     anchors = assigner = heatmap = query = None
     anchor_paths: tuple[str, ...] = ()
@@ -972,7 +1024,7 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         heatmap=heatmap,
         query=query,
         framework="mmdet3d",
-        dataset=_dataset_spec(ds),
+        dataset=_dataset_spec(ds, skipped),
     )
     check_consistency(result, chk, ConfigPaths(class_names=classes_path, anchors=anchor_paths,
                                                augmentations=aug_paths, class_mapping=classes_path,
@@ -980,7 +1032,7 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     return result
 
 
-def _dataset_spec(ds: Mapping) -> DatasetSpec:
+def _dataset_spec(ds: Mapping, skipped: tuple[str, ...] = ()) -> DatasetSpec:
     """The train dataset's type, ``data_root``, ``ann_file`` and the ObjectSample ``db_sampler.info_path``."""
 
     def text(value: Any) -> str | None:
@@ -995,7 +1047,7 @@ def _dataset_spec(ds: Mapping) -> DatasetSpec:
     ann = text(ds.get("ann_file"))
     return DatasetSpec(framework="mmdet3d", dataset_type=text(str(ds.get("type", "")).rsplit(".", 1)[-1]),
                        data_path=text(ds.get("data_root")), train_infos=(ann,) if ann else (),
-                       db_infos=tuple(db_infos))
+                       db_infos=tuple(db_infos), skipped_transforms=skipped)
 
 
 def load_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> DetectorConfig:

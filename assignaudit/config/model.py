@@ -72,6 +72,9 @@ class DatasetSpec:
     options: tuple[tuple[str, str], ...] = ()
     """Dataset-class options that change which GT a frame hands on (``FILTER_EMPTY_BOXES_FOR_TRAIN``, ...), as
     ``(key, json value)`` pairs, for the record."""
+    skipped_transforms: tuple[str, ...] = ()
+    """Train-pipeline transforms accepted without a replay because they only change images (mmdet3d
+    ``MultiViewWrapper[...]``, ``ResizeCropFlipImage``, ...), for the record."""
 
 
 HEAD_KINDS = ("anchor", "center", "query")

@@ -23,7 +23,7 @@ from assignaudit.augment.params import (
     AugOp, GlobalRotScaleTrans, GTSampling, ObjectSample, RandomFlip3D, WorldFlip, WorldRotation, WorldScaling,
     WorldTranslation,
 )
-from assignaudit.augment.params import ObjectNoise
+from assignaudit.augment.params import GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import HEAD_KINDS, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.errors import ConfigError
@@ -54,6 +54,8 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
     "random_flip_3d": ("flip_ratio_bev_horizontal", "flip_ratio_bev_vertical"),
     "object_sample": ("sample_groups", "min_points", "rate", "filter_by_difficulty"),
     "object_noise": ("translation_std", "rot_range", "global_rot_range", "num_try"),
+    "global_rot_scale_trans_image": ("rot_range_rad", "scale_range", "reverse_angle"),
+    "object_range_filter": (),
 }
 GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
@@ -517,6 +519,16 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
             translation_std_m=_std3(chk, sec.get("translation_std_m", list(d.translation_std_m)),
                                     join(path, "translation_std_m")),
         )
+    if kind == "object_range_filter":
+        return ObjectRangeFilter()
+    if kind == "global_rot_scale_trans_image":
+        g = GlobalRotScaleTransImage()
+        return GlobalRotScaleTransImage(
+            rot_range_rad=chk.range_pair(sec.get("rot_range_rad", list(g.rot_range_rad)), join(path, "rot_range_rad")),
+            scale_range=chk.range_pair(sec.get("scale_range", list(g.scale_range)), join(path, "scale_range"),
+                                       positive=True),
+            reverse_angle=chk.boolean(sec.get("reverse_angle", False), join(path, "reverse_angle")),
+        )
     if kind == "object_noise":
         n = ObjectNoise()
         return ObjectNoise(
@@ -607,6 +619,11 @@ def _aug_to_dict(op: AugOp) -> dict[str, Any]:
     if isinstance(op, RandomFlip3D):
         return {"type": "random_flip_3d", "flip_ratio_bev_horizontal": op.flip_ratio_bev_horizontal,
                 "flip_ratio_bev_vertical": op.flip_ratio_bev_vertical}
+    if isinstance(op, ObjectRangeFilter):
+        return {"type": "object_range_filter"}
+    if isinstance(op, GlobalRotScaleTransImage):
+        return {"type": "global_rot_scale_trans_image", "rot_range_rad": list(op.rot_range_rad),
+                "scale_range": list(op.scale_range), "reverse_angle": op.reverse_angle}
     if isinstance(op, ObjectNoise):
         return {"type": "object_noise", "translation_std": list(op.translation_std), "rot_range": list(op.rot_range),
                 "global_rot_range": list(op.global_rot_range), "num_try": op.num_try}
