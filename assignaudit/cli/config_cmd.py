@@ -253,7 +253,8 @@ def _render_rest(cfg, console) -> None:
     rest.add_row("class mapping", ", ".join(f"{s} -> {d}" for s, d in g.class_mapping) or "(none)")
     rest.add_row("score thresh", f"{p.score_thresh:g}")
     rest.add_row("nms", f"{p.nms_type}, thresh {p.nms_thresh:g}, pre {p.nms_pre_maxsize}, post {p.nms_post_maxsize}"
-                        f"{' per class' if p.multi_classes_nms else ' (class-agnostic)'}")
+                        + (" (class-agnostic)" if not p.multi_classes_nms else
+                           " per class, post over all classes" if cfg.framework == "mmdet3d" else " per class"))
     if p.circle_min_radius_sq:
         rest.add_row("circle min radius (m^2)", escape(_fmt(p.circle_min_radius_sq)))
     console.print(rest)

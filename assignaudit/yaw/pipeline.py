@@ -53,6 +53,8 @@ def resolve_nms(overrides: NmsOverrides, config=None) -> NmsSettings:
         base["pre_max"] = pp.nms_pre_maxsize
         base["post_max"] = pp.nms_post_maxsize
         base["score_thresh"] = float(pp.score_thresh)
+        # mmdet3d's per-class NMS (box3d_multiclass_nms) caps max_num over all classes together
+        base["post_max_per_class"] = not (pp.multi_classes_nms and getattr(config, "framework", "pcdet") == "mmdet3d")
         radii = set(pp.circle_min_radius_sq)
         if len(radii) == 1:
             base["circle_radius_sq"] = float(next(iter(radii)))
