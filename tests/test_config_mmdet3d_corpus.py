@@ -216,3 +216,52 @@ def test_a_box_moving_transform_inside_multiview_wrapper_is_refused():
     with pytest.raises(ConfigError, match="'GlobalRotScaleTrans' inside MultiViewWrapper is not known"):
         load_mmdet3d_config(ROOT / "../projects/DETR3D/configs/detr3d_r101_gridmask.py",
                             ["train_dataloader.dataset.pipeline.2.transforms.0.type=GlobalRotScaleTrans"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# _base_ = ['mmdet3d::...']: resolved against a configs folder, never an installed mmdet3d
+# ---------------------------------------------------------------------------------------------------------------------
+
+USER_CFG = """_base_ = ['mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py']
+model = dict(bbox_head=dict(assign_per_class=True))
+"""
+
+
+def test_mmdet3d_scope_resolves_against_the_named_configs_folder(tmp_path, monkeypatch):
+    user = tmp_path / "mine.py"
+    user.write_text(USER_CFG)
+    monkeypatch.setenv("ASSIGNAUDIT_MMDET3D_CONFIGS", str(ROOT))
+    got = load_mmdet3d_config(user)
+    base = load_mmdet3d_config(ROOT / "second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py")
+    assert got.assigner.assign_per_class is True and base.assigner.assign_per_class is False
+    assert [s.sizes for s in got.anchors.anchor_sets] == [s.sizes for s in base.anchors.anchor_sets]
+    assert got.augmentations == base.augmentations
+
+
+def test_mmdet3d_scope_without_a_folder_says_what_to_set(tmp_path, monkeypatch):
+    user = tmp_path / "mine.py"
+    user.write_text(USER_CFG)
+    monkeypatch.delenv("ASSIGNAUDIT_MMDET3D_CONFIGS", raising=False)
+    with pytest.raises(ConfigError, match=r"mmdet3d::second/.*set ASSIGNAUDIT_MMDET3D_CONFIGS=DIR to "
+                                          r"mmdetection3d's configs folder"):
+        load_mmdet3d_config(user)
+    monkeypatch.setenv("ASSIGNAUDIT_MMDET3D_CONFIGS", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"second_hv_secfpn_8xb6-80e_kitti-3d-3class.py does not exist"):
+        load_mmdet3d_config(user)
+    other = tmp_path / "other.py"
+    other.write_text("_base_ = ['mmdet::_base_/default_runtime.py']\n")
+    with pytest.raises(ConfigError, match="the mmdet:: scope needs the mmdet package's config tree"):
+        load_mmdet3d_config(other)
+
+
+def test_mmdet3d_scope_inside_a_checkout_uses_its_configs_folder(tmp_path, monkeypatch):
+    # a config under <checkout>/projects/X/configs resolves mmdet3d:: against <checkout>/configs
+    import shutil
+
+    checkout = tmp_path / "mmdetection3d"
+    shutil.copytree(ROOT, checkout / "configs")
+    (checkout / "projects" / "X" / "configs").mkdir(parents=True)
+    user = checkout / "projects" / "X" / "configs" / "mine.py"
+    user.write_text(USER_CFG)
+    monkeypatch.delenv("ASSIGNAUDIT_MMDET3D_CONFIGS", raising=False)
+    assert load_mmdet3d_config(user).assigner.assign_per_class is True

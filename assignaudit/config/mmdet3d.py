@@ -15,7 +15,9 @@ reproduce is a `ConfigError` naming it, never silently dropped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -237,6 +239,56 @@ def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping
     return out
 
 
+CONFIGS_ENV = "ASSIGNAUDIT_MMDET3D_CONFIGS"
+_SCOPE_HINT = (f"set {CONFIGS_ENV}=DIR to mmdetection3d's configs folder (a checkout's configs/ or the wheel's "
+               "mmdet3d/.mim/configs); assignaudit never imports mmdet3d, and mmengine looks for the scope in an "
+               "installed mmdet3d package")
+
+
+def scope_configs_dir(path: Path) -> Path | None:
+    """Where ``mmdet3d::x`` resolves: ``$ASSIGNAUDIT_MMDET3D_CONFIGS``, else the ``configs/`` folder of the
+    mmdetection3d checkout the config file lives in (a folder above it holding ``configs/_base_``), else None."""
+    env = os.environ.get(CONFIGS_ENV)
+    if env:
+        return Path(env)
+    for parent in Path(path).resolve().parents:
+        if (parent / "configs" / "_base_").is_dir():
+            return parent / "configs"
+    return None
+
+
+@contextlib.contextmanager
+def _mmdet3d_scope(config_cls: Any, configs_dir: Path | None):
+    """Resolve ``mmdet3d::rel`` base paths to ``configs_dir/rel`` while mmengine reads (``Config._get_cfg_path``);
+    other scopes, or no folder, raise a `ConfigError` that says what to do."""
+    original = config_cls.__dict__.get("_get_cfg_path")
+    if original is None:  # another mmengine layout: leave it alone
+        yield
+        return
+
+    def resolve(cfg_path: str, filename: str):
+        if "::" not in cfg_path:
+            return original.__func__(cfg_path, filename)
+        scope, _, rel = cfg_path.partition("::")
+        if scope != "mmdet3d":
+            raise ConfigError(f"{filename}: _base_ {cfg_path!r}: the {scope}:: scope needs the {scope} package's "
+                              "config tree, which assignaudit does not read (copy the file next to the config and "
+                              "use a relative path)")
+        if configs_dir is None:
+            raise ConfigError(f"{filename}: _base_ {cfg_path!r}: {_SCOPE_HINT}")
+        target = Path(configs_dir) / rel
+        if not target.is_file():
+            raise ConfigError(f"{filename}: _base_ {cfg_path!r}: {target} does not exist ({CONFIGS_ENV} or the "
+                              f"checkout's configs/ folder is {configs_dir})")
+        return str(target), scope
+
+    config_cls._get_cfg_path = staticmethod(resolve)
+    try:
+        yield
+    finally:
+        config_cls._get_cfg_path = original
+
+
 def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> dict:
     """``Config.fromfile`` (``_base_`` resolved, custom imports skipped) + ``--cfg-options`` -> a plain dict.
 
@@ -248,7 +300,10 @@ def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, An
     except ImportError:
         raise ConfigError(f"{path}: {MMENGINE_MISSING}") from None
     try:
-        cfg = Config.fromfile(str(path), import_custom_modules=False)
+        with _mmdet3d_scope(Config, scope_configs_dir(path)):
+            cfg = Config.fromfile(str(path), import_custom_modules=False)
+    except ConfigError:
+        raise
     except Exception as err:  # noqa: BLE001 - mmengine raises anything a Python file can raise
         first = (str(err).strip().splitlines() or [""])[0]
         hint = ""
