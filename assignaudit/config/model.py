@@ -80,6 +80,9 @@ class DatasetSpec:
     recorded as ``gt_sampling.<KEY>``."""
     backup_db_data_path: tuple[str, ...] = ()
     """OpenPCDet ``BACKUP_DB_INFO.DB_DATA_PATH``: the point file that goes with ``backup_db_infos``."""
+    skipped_transforms: tuple[str, ...] = ()
+    """Train-pipeline transforms accepted without a replay because they only change images (mmdet3d
+    ``MultiViewWrapper[...]``, ``ResizeCropFlipImage``, ...), for the record."""
 
 
 HEAD_KINDS = ("anchor", "center", "query")

@@ -24,6 +24,7 @@ from assignaudit.augment.params import (
     LocalTranslation, ObjectSample, RandomFlip3D, WorldFlip, WorldRotation, WorldScaling,
     WorldTranslation,
 )
+from assignaudit.augment.params import GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import HEAD_KINDS, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.errors import ConfigError
@@ -58,13 +59,16 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
     "local_translation": ("axes", "offset_range"),
     "local_frustum_dropout": ("directions", "intensity_range"),
     "local_pyramid_aug": ("drop_prob", "sparsify_prob", "sparsify_max_num", "swap_prob", "swap_max_num"),
+    "object_noise": ("translation_std", "rot_range", "global_rot_range", "num_try"),
+    "global_rot_scale_trans_image": ("rot_range_rad", "scale_range", "reverse_angle"),
+    "object_range_filter": (),
 }
 GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
              "circle_min_radius_sq", "nms_thresh_per_class")
 
 FRAMEWORKS = ("pcdet", "mmdet3d")
-GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned")
+GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned", "mmdet3d_aligned_per_class")
 NEAREST_CONVENTIONS = ("pcdet", "mmdet3d")
 RANGE_FILTERS = ("pcdet", "mmdet3d", "none")
 NMS_TYPES = ("nms_gpu", "nms_normal_gpu", "circle")
@@ -347,7 +351,7 @@ def _anchor_generator(chk: Checker, raw: Any, path: str) -> tuple[str, bool, tup
     chk.no_unknown_keys(sec, path, GENERATOR_KEYS)
     kind = chk.choice(sec.get("type", AnchorLayout.generator), join(path, "type"), GENERATORS)
     align_corner = chk.boolean(sec.get("align_corner", False), join(path, "align_corner"))
-    if align_corner and kind != "mmdet3d_aligned":
+    if align_corner and kind not in ("mmdet3d_aligned", "mmdet3d_aligned_per_class"):
         raise chk.error(join(path, "align_corner"), "only applies to type mmdet3d_aligned")
     levels_path = join(path, "levels")
     levels = []
@@ -523,6 +527,27 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
             translation_std_m=_std3(chk, sec.get("translation_std_m", list(d.translation_std_m)),
                                     join(path, "translation_std_m")),
         )
+    if kind == "object_range_filter":
+        return ObjectRangeFilter()
+    if kind == "global_rot_scale_trans_image":
+        g = GlobalRotScaleTransImage()
+        return GlobalRotScaleTransImage(
+            rot_range_rad=chk.range_pair(sec.get("rot_range_rad", list(g.rot_range_rad)), join(path, "rot_range_rad")),
+            scale_range=chk.range_pair(sec.get("scale_range", list(g.scale_range)), join(path, "scale_range"),
+                                       positive=True),
+            reverse_angle=chk.boolean(sec.get("reverse_angle", False), join(path, "reverse_angle")),
+        )
+    if kind == "object_noise":
+        n = ObjectNoise()
+        return ObjectNoise(
+            translation_std=_std3(chk, sec.get("translation_std", list(n.translation_std)),
+                                  join(path, "translation_std")),
+            rot_range=chk.range_pair(sec.get("rot_range", list(n.rot_range)), join(path, "rot_range"),
+                                     symmetric_scalar=True),
+            global_rot_range=chk.range_pair(sec.get("global_rot_range", list(n.global_rot_range)),
+                                            join(path, "global_rot_range"), symmetric_scalar=True),
+            num_try=chk.integer(sec.get("num_try", n.num_try), join(path, "num_try"), minimum=1),
+        )
     f = RandomFlip3D()
     return RandomFlip3D(
         flip_ratio_bev_horizontal=chk.fraction(sec.get("flip_ratio_bev_horizontal", f.flip_ratio_bev_horizontal),
@@ -645,6 +670,14 @@ def _aug_to_dict(op: AugOp) -> dict[str, Any]:
     if isinstance(op, LocalPyramidAug):
         return {"type": "local_pyramid_aug", "drop_prob": op.drop_prob, "sparsify_prob": op.sparsify_prob,
                 "sparsify_max_num": op.sparsify_max_num, "swap_prob": op.swap_prob, "swap_max_num": op.swap_max_num}
+    if isinstance(op, ObjectRangeFilter):
+        return {"type": "object_range_filter"}
+    if isinstance(op, GlobalRotScaleTransImage):
+        return {"type": "global_rot_scale_trans_image", "rot_range_rad": list(op.rot_range_rad),
+                "scale_range": list(op.scale_range), "reverse_angle": op.reverse_angle}
+    if isinstance(op, ObjectNoise):
+        return {"type": "object_noise", "translation_std": list(op.translation_std), "rot_range": list(op.rot_range),
+                "global_rot_range": list(op.global_rot_range), "num_try": op.num_try}
     raise TypeError(f"unknown augmentation {op!r}")  # pragma: no cover - AugOp is a closed union
 
 
@@ -674,7 +707,7 @@ def _anchor_part(cfg: DetectorConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"multihead": layout.multihead}
     if layout.generator != "pcdet" or layout.levels:
         gen: dict[str, Any] = {"type": layout.generator}
-        if layout.generator == "mmdet3d_aligned":
+        if layout.generator in ("mmdet3d_aligned", "mmdet3d_aligned_per_class"):
             gen["align_corner"] = layout.align_corner
         if layout.levels:
             gen["levels"] = [{"feature_map_stride": lv.feature_map_stride, "scale": lv.scale} for lv in layout.levels]
