@@ -80,6 +80,10 @@ def count_cmd(
 
     overrides, cfg_options = parse_config_overrides(list(ctx.args))
     _check_compare_flags(compare_config, compare_pipeline, queries)
+    from assignaudit.report_set import check_out_dir, locked
+
+    check_out_dir(out)  # before any config or frame is read; the lock refuses a second run into the same --out
+    ctx.with_resource(locked(out))
     cfg = load_config(config, overrides, cfg_options=cfg_options)
     if class_map is not None:
         from assignaudit.config.overrides import apply_class_map
@@ -95,8 +99,12 @@ def count_cmd(
         cfg_b = load_config(compare_config)
         if class_map is not None:
             cfg_b = apply_class_map(cfg_b, class_map)
-        result = _with_progress(quiet or as_json, lambda cb: run_compare(
-            cfg, cfg_b, source, options, out, pipeline=compare_pipeline or "a", on_progress=cb))
+        from assignaudit.report_set import ReportSetWriter
+
+        with ReportSetWriter(out, "compare") as report_set:
+            result = _with_progress(quiet or as_json, lambda cb: run_compare(
+                cfg, cfg_b, source, options, report_set.dir, pipeline=compare_pipeline or "a", on_progress=cb))
+        result.written[:] = [report_set.final(p) for p in result.written]
         if as_json:
             payload = {"meta": {k: result.metadata.get(k) for k in ("config_a", "config_b", "pipeline", "dataset",
                                                                       "seed", "replays", "augment", "device",

@@ -13,7 +13,7 @@ import typer
 
 from assignaudit.cli.app import EXIT_GATE_FAILED, JsonOpt, app, cli_errors
 from assignaudit.gate import Status, load_policy, run_gate
-from assignaudit.gate.render import TABLE_HEADER, headline, table_rows, to_json, write_junit, write_markdown
+from assignaudit.gate.render import TABLE_HEADER, headline, table_rows, to_json, write_outputs
 
 _RULES = "Rules (flags win over the policy file's global rules)"
 _OUT = "Outputs"
@@ -113,12 +113,15 @@ def gate(
                  max_zero_pos_increase=max_zero_pos_increase, fail_on_zero_pos_class=fail_on_zero_pos_class,
                  max_flip_rate=max_flip_rate, max_dup_rate=max_dup_rate, max_aoe_increase=max_aoe_increase,
                  min_count=min_count, tie_tolerance=tie_tolerance)
+    from assignaudit.report_set import check_out_file
+
+    outputs = {opt: path for opt, path in (("--md", md), ("--junit", junit)) if path is not None}
+    for opt, path in outputs.items():  # before any report is read
+        check_out_file(path, opt)
     resolved = load_policy(policy).with_flags(flags)
     result = run_gate(baseline, current, resolved, allow_mismatch=allow_mismatch)
-    if md is not None:
-        write_markdown(md, result)
-    if junit is not None:
-        write_junit(junit, result)
+    if outputs:
+        write_outputs(result, md=md, junit=junit)  # both or neither
     if json_:
         typer.echo(to_json(result))
     else:
