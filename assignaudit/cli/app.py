@@ -81,6 +81,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: option names never cut at 80 columns, no metavar on flags
 )
 
 F = TypeVar("F", bound=Callable)
@@ -177,7 +178,7 @@ BoxesOpt = Annotated[
 InfosOpt = Annotated[
     Optional[list[Path]],
     typer.Option("--infos", help="A framework info file (OpenPCDet *_infos_*.pkl or mmdetection3d >= 1.1 v2 infos); "
-                                 "repeat for several.", show_default=False),
+                                 "repeat for several.", show_default=False, metavar="<path>"),
 ]
 InfosFormatOpt = Annotated[
     Optional[str],

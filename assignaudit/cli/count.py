@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assignaudit.cli.app import (
@@ -48,7 +49,7 @@ def count_cmd(
     db_infos: Annotated[Optional[list[Path]], typer.Option(
         "--db-infos", help="gt_sampling database info file(s) (OpenPCDet *_dbinfos_*.pkl / mmdet3d dbinfos) to draw "
                            "pasted objects from, instead of the config's DB_INFO_PATH / db_sampler.info_path or the "
-                           "database rebuilt from the annotations.", show_default=False)] = None,
+                           "database rebuilt from the annotations.", show_default=False, metavar="<path>")] = None,
     class_map: Annotated[Optional[str], typer.Option(
         "--class-map", help="Map dataset class names to config class names, e.g. Car=car,Pedestrian=pedestrian "
                             "(applied before the config's class filter).", show_default=False)] = None,
@@ -89,8 +90,17 @@ def count_cmd(
         from assignaudit.config.overrides import apply_class_map
 
         cfg = apply_class_map(cfg, class_map)
+    if not (quiet or as_json):
+        print("loading the dataset ...", file=sys.stderr, flush=True)
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
                         av2_root).open(cfg)
+    if not (quiet or as_json):
+        from assignaudit.augment.database import gt_sampling_op
+
+        frames = len(source) if max_frames is None else min(max_frames, len(source))
+        first = "a gt_sampling database pass, then " if not no_augment and gt_sampling_op(cfg) is not None else ""
+        print(f"loaded {len(source)} frame(s); counting {first}{frames} frame(s) x {replays} replay(s)",
+              file=sys.stderr, flush=True)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
                            device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()))
     if compare_config is not None:
@@ -149,10 +159,23 @@ def _check_compare_flags(compare_config: Optional[str], compare_pipeline: Option
                           "dump)")
 
 
+PROGRESS_EVERY = 100
+"""Without a terminal (a CI log), one progress line per this many (frame, replay) steps, and at the end."""
+
+
+def _log_progress(done: int, total: int) -> None:
+    if done % PROGRESS_EVERY == 0 or done == total:
+        pct = f" ({100 * done / total:.0f}%)" if total else ""
+        print(f"counting: {done}/{total} frame replay(s){pct}", file=sys.stderr, flush=True)
+
+
 def _with_progress(silent: bool, run):
-    """``run(on_progress)`` with a rich progress bar on an interactive stderr."""
-    if silent or not sys.stderr.isatty():
+    """``run(on_progress)`` with a rich progress bar on an interactive stderr, a line per `PROGRESS_EVERY` steps
+    otherwise (a CI log is not silent until the end)."""
+    if silent:
         return run(None)
+    if not sys.stderr.isatty():
+        return run(_log_progress)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -184,16 +207,18 @@ def _render(result, class_names) -> None:
     bands = [b for b in summary["band"].unique() if b != "all"] + ["all"]
     meta = result.metadata
     head = meta.get("head", "anchor")
+    extra = _FAMILY_COLUMNS.get(head, _FAMILY_COLUMNS["anchor"])
     table = Table(
-        title=f"positive {_UNIT.get(head, 'targets')} / GT (GT with 0 positives) -- {meta['config_name']} "
-              f"[{head}, {meta.get('framework')}], {_dataset_label(meta['dataset'])}, "
-              f"{meta['num_frames_assigned']} frame(s) x {meta['replays']} replay(s), seed {meta['seed']}",
+        title=escape(f"positive {_UNIT.get(head, 'targets')} / GT (GT with 0 positives) -- {meta['config_name']} "
+                     f"[{head}, {meta.get('framework')}], {_dataset_label(meta['dataset'])}, "
+                     f"{meta['num_frames_assigned']} frame(s) x {meta['replays']} replay(s), seed {meta['seed']}"),
         title_justify="left",
+        caption=escape(f"{', '.join(t for t, _, _ in extra)}: band 'all' (every range)"),
+        caption_justify="left",
     )
     table.add_column("class")
     for b in bands:
         table.add_column(b, justify="right")
-    extra = _FAMILY_COLUMNS.get(head, _FAMILY_COLUMNS["anchor"])
     for title, _, _ in extra:
         table.add_column(title, justify="right")
     by = summary.set_index(["class", "band"])
@@ -245,9 +270,9 @@ def _render_compare(result) -> None:
     a, b = meta["config_a"], meta["config_b"]
     t = result.table[result.table.band == "all"]
     table = Table(
-        title=f"A = {a['name']} [{a['head']}, {a['framework']}]  vs  B = {b['name']} [{b['head']}, "
-              f"{b['framework']}] -- {_dataset_label(meta['dataset'])}, seed {meta['seed']}, pipeline "
-              f"{meta['pipeline']} (B - A)",
+        title=escape(f"A = {a['name']} [{a['head']}, {a['framework']}]  vs  B = {b['name']} [{b['head']}, "
+                     f"{b['framework']}] -- {_dataset_label(meta['dataset'])}, seed {meta['seed']}, pipeline "
+                     f"{meta['pipeline']} (B - A)"),
         title_justify="left",
     )
     table.add_column("class")

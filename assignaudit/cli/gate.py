@@ -21,7 +21,8 @@ _OUT = "Outputs"
 _STYLE = {Status.FAIL: "bold red", Status.PASS: "green", Status.SKIP: "yellow", Status.INFO: "dim"}
 
 
-def _render_table(result) -> None:
+def _render_table(result, verbose: bool = False) -> None:
+    """Violations and one summary line; ``verbose``: every compared cell, the notes and the config hash too."""
     from rich.console import Console
     from rich.table import Table
 
@@ -30,7 +31,7 @@ def _render_table(result) -> None:
         # CI logs are not terminals; rich would fold the table into 80 columns.
         console = Console(width=160)
     # Only what differs, and the config hash (the change under review); --md and --json carry every field.
-    shown = [p for p in result.provenance if not p.matches or p.field == "config_sha256"]
+    shown = [p for p in result.provenance if not p.matches or (verbose and p.field == "config_sha256")]
     if shown:
         prov = Table(title="provenance (differences and config hash)", title_justify="left")
         for name in ("report", "field", "baseline", "current", ""):
@@ -39,14 +40,18 @@ def _render_table(result) -> None:
             flag = "same" if p.matches else ("[bold red]DIFFERS[/]" if p.required else "[yellow]changed[/]")
             prov.add_row(p.report, p.field, _short(p.baseline), _short(p.current), flag)
         console.print(prov)
-    table = Table(title="gate: every compared cell (violations first)", title_justify="left")
-    for name in TABLE_HEADER:
-        table.add_column(name, justify="right" if name in ("baseline", "current", "delta", "limit") else "left")
-    for verdict, row in zip(result.verdicts, table_rows(result)):
-        table.add_row(*row, style=_STYLE[verdict.status])
-    console.print(table)
-    for note in result.notes:
-        console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
+    rows = [(v, row) for v, row in zip(result.verdicts, table_rows(result)) if verbose or v.status is Status.FAIL]
+    if rows:
+        title = "gate: every compared cell (violations first)" if verbose else "gate: violations (--verbose: every cell)"
+        table = Table(title=title, title_justify="left")
+        for name in TABLE_HEADER:
+            table.add_column(name, justify="right" if name in ("baseline", "current", "delta", "limit") else "left")
+        for verdict, row in rows:
+            table.add_row(*row, style=_STYLE[verdict.status])
+        console.print(table)
+    if verbose:
+        for note in result.notes:
+            console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
     for v in result.violations:
         console.print(f"FAIL {v.message}", style="bold red", markup=False, highlight=False)
     console.print(headline(result), style="bold red" if not result.passed else "bold green", markup=False,
@@ -107,6 +112,9 @@ def gate(
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here (one testcase per rule, "
                                                   "class and band).", rich_help_panel=_OUT)] = None,
     json_: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Print every compared cell, the notes and the config hash, not only the violations "
+                                "and the summary line.")] = False,
 ) -> None:
     """Compare two `count` (and `yaw`) reports per class and band; exit 1 when a rule is violated."""
     flags = dict(max_pos_drop=max_pos_drop, max_pos_per_gt_drop=max_pos_per_gt_drop,
@@ -125,6 +133,6 @@ def gate(
     if json_:
         typer.echo(to_json(result))
     else:
-        _render_table(result)
+        _render_table(result, verbose=verbose)
     if not result.passed and not exit_zero:
         raise typer.Exit(EXIT_GATE_FAILED)

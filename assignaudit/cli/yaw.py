@@ -12,7 +12,7 @@ import typer
 
 from assignaudit.cli.app import (
     Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt, JsonOpt, KittiRootOpt,
-    OutOpt, QuietOpt, SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
+    OutOpt, SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
 )
 from assignaudit.errors import ConfigError
 
@@ -83,7 +83,7 @@ def yaw_cmd(
     out: OutOpt = Path("assignaudit-out"),
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also save the residual histograms as a PNG.")] = None,
     as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not list the written report files.")] = False,
 ) -> None:
     from assignaudit.bands import Bands
     from assignaudit.yaw.analysis import YawOptions
