@@ -259,3 +259,28 @@ def test_writer_used_as_a_library_drops_staging_on_error(tmp_path):
             (rs.dir / "summary.parquet").write_bytes(b"x")
             raise RuntimeError("boom")
     assert not out.exists() and _leftovers(out) == []
+
+
+def test_gate_full_disk_writes_neither_md_nor_junit(previous, tmp_path, monkeypatch):
+    md, junit = tmp_path / "gate.md", tmp_path / "gate.xml"
+    md.write_text("previous")
+    monkeypatch.setenv("ASSIGNAUDIT_FAULT", "write:ENOSPC")
+    res = runner.invoke(app, ["gate", str(previous), str(previous), "--md", str(md), "--junit", str(junit)])
+    assert res.exit_code == 2 and "No space left on device" in _one_error_line(res.stderr)
+    assert md.read_text() == "previous" and not junit.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gate.md"]  # no temp file either
+
+
+def test_unexpected_error_while_counting_exits_3_and_keeps_the_previous_report(previous, tmp_path, monkeypatch):
+    out = _copy(previous, tmp_path / "out")
+    before = _snapshot(out)
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.delenv("ASSIGNAUDIT_DEBUG", raising=False)
+    monkeypatch.setattr("assignaudit.count.summary_frame", boom)
+    res = _count(out)
+    assert res.exit_code == 3
+    assert "internal error (ZeroDivisionError: division by zero)" in _one_error_line(res.stderr)
+    assert _snapshot(out) == before and _leftovers(out) == []
