@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,9 @@ from assignaudit.augment.frame import DROP_MIN_POINTS, DROP_OUT_OF_RANGE
 from assignaudit.augment.replay import AugmentationReplay, AugmentedFrame, build_database
 from assignaudit.bands import Bands
 from assignaudit.config.model import DetectorConfig
-from assignaudit.errors import ConfigError, DataError
+from assignaudit.errors import ConfigError, DataError, ReportError
 from assignaudit.report import METADATA_KEY, base_metadata, config_sha256, write_parquet
+from assignaudit.report_set import ReportSetWriter, fault
 from assignaudit.sources.base import BoxSource, Frame
 from assignaudit.tally import IOU_HIST_BINS, SUMMARY_SCHEMA, FamilyTally, GTBands, make_tally
 from assignaudit.tally.base import summary_frame
@@ -108,6 +110,12 @@ class _RowBuffer:
             self.chunks[name].append(values)
 
     def flush(self) -> None:
+        try:
+            self._flush()
+        except OSError as err:
+            raise ReportError(f"cannot write {self.path}: {err.strerror or err}") from None
+
+    def _flush(self) -> None:
         if self.path is None or not self.chunks[self.schema.names[0]]:
             for v in self.chunks.values():
                 v.clear()
@@ -123,6 +131,7 @@ class _RowBuffer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
             os.close(fd)
+            fault("write")
             meta = {METADATA_KEY.encode(): json.dumps(self.metadata, sort_keys=True, default=str).encode()}
             self.writer = pq.ParquetWriter(self.tmp, self.schema.with_metadata(meta))
         self.writer.write_table(table)
@@ -135,8 +144,11 @@ class _RowBuffer:
             empty = pa.Table.from_arrays([pa.array([], type=f.type) for f in self.schema], schema=self.schema)
             write_parquet(self.path, empty, self.metadata)
             return self.path
-        self.writer.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.writer.close()
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            raise ReportError(f"cannot write {self.path}: {err.strerror or err}") from None
         return self.path
 
     def abort(self) -> None:
@@ -380,9 +392,12 @@ def run_count(
         **family,
     )
 
-    write_rows = out_dir is not None and not only_summary
-    objects_buf = _RowBuffer(Path(out_dir) / schema.OBJECTS_FILE if write_rows else None, OBJECTS_SCHEMA, metadata)
-    frames_buf = _RowBuffer(Path(out_dir) / schema.FRAMES_FILE if write_rows else None, FRAMES_SCHEMA, metadata)
+    # The reports go into a report set's staging folder and appear in out_dir together (assignaudit/report_set.py).
+    writer = ReportSetWriter(Path(out_dir), "count").__enter__() if out_dir is not None else None
+    stage = writer.dir if writer is not None else None
+    write_rows = stage is not None and not only_summary
+    objects_buf = _RowBuffer(stage / schema.OBJECTS_FILE if write_rows else None, OBJECTS_SCHEMA, metadata)
+    frames_buf = _RowBuffer(stage / schema.FRAMES_FILE if write_rows else None, FRAMES_SCHEMA, metadata)
     counter.objects_buf, counter.frames_buf = objects_buf, frames_buf
     done = 0
     try:
@@ -402,20 +417,25 @@ def run_count(
         summary = counter.summary()
         extra = counter.tally.extra_reports()
         written: list[Path] = []
-        if out_dir is not None:
+        if stage is not None:
             for buf in (objects_buf, frames_buf):
                 p = buf.finish()
                 if p is not None:
                     written.append(p)
-            written.append(write_parquet(Path(out_dir) / schema.SUMMARY_FILE, summary, metadata,
+            written.append(write_parquet(stage / schema.SUMMARY_FILE, summary, metadata,
                                          schema=SUMMARY_SCHEMA))
             if not only_summary:
                 for name, (table, table_schema) in extra.items():
-                    written.append(write_parquet(Path(out_dir) / name, table, metadata, schema=table_schema))
+                    written.append(write_parquet(stage / name, table, metadata, schema=table_schema))
     except BaseException:
         objects_buf.abort()
         frames_buf.abort()
+        if writer is not None:
+            writer.__exit__(*sys.exc_info())
         raise
+    if writer is not None:
+        writer.__exit__(None, None, None)
+        written = [writer.final(p) for p in written]
     if counter.num_skipped:
         log.warning("%d frame(s) had no GT left after filtering and were skipped (training resamples them)",
                     counter.num_skipped)

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from assignaudit import __version__
 from assignaudit.errors import ReportError
+from assignaudit.report_set import fault, file_mode, verify_member
 
 METADATA_KEY = "assignaudit"
 SCHEMA_VERSION = 1
@@ -64,6 +65,7 @@ def atomic_target(path: Path) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 would hide a CI artifact from other readers
         yield tmp
         os.replace(tmp, path)
     except BaseException:
@@ -98,16 +100,52 @@ def write_parquet(path: Path, table: pd.DataFrame | pa.Table, metadata: Mapping[
     existing.pop(b"pandas", None)
     existing[METADATA_KEY.encode()] = json.dumps(metadata, sort_keys=True, default=str).encode()
     table = table.replace_schema_metadata(existing)
-    with atomic_target(path) as tmp:
-        pq.write_table(table, tmp)
+    try:
+        with atomic_target(path) as tmp:
+            fault("write")
+            pq.write_table(table, tmp)
+    except OSError as err:
+        raise ReportError(f"cannot write {path}: {err.strerror or err}") from None
     return path
 
 
+def atomic_write_files(contents: Mapping[Path, bytes], options: Mapping[Path, str] | None = None) -> None:
+    """Write several files so that either all are replaced or none is: every one goes to a temp file first, and the
+    renames only start once all are written. `ReportError` (naming the option) when one cannot be written."""
+    options = options or {}
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in contents.items():
+            path = Path(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                temps.append((tmp, path))
+                with os.fdopen(fd, "wb") as f:
+                    fault("write")
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, file_mode())
+            except OSError as err:
+                what = options.get(path, "output")
+                raise ReportError(f"cannot write {what} file {path}: {err.strerror or err}") from None
+        for tmp, path in temps:
+            os.replace(tmp, path)
+        temps.clear()
+    finally:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The ``assignaudit`` metadata of a report file; `ReportError` if it is not one of ours."""
+    """The ``assignaudit`` metadata of a report file; `ReportError` if it is not one of ours, or not the file the
+    ``manifest.json`` beside it lists (`assignaudit.report_set.verify_member`)."""
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"report file not found: {path}")
+    verify_member(path)
     try:
         schema = pq.read_schema(path)
     except Exception as err:  # pyarrow raises several types for corrupt files

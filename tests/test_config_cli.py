@@ -53,10 +53,16 @@ def test_show_yaml_round_trip(tmp_path):
 def test_presets():
     res = runner.invoke(app, ["config", "presets"])
     assert res.exit_code == 0
-    assert res.stdout.split() == [
+    assert [line.split()[0] for line in res.stdout.splitlines()] == [
         "mmdet3d-kitti-pointpillars-3class", "mmdet3d-nuscenes-centerpoint-voxel0075",
         "mmdet3d-nuscenes-pointpillars-secfpn", "pcdet-kitti-pointpillars", "pcdet-nuscenes-centerpoint-voxel0075",
-        "pcdet-nuscenes-pointpillars-multihead", "(default)"]
+        "pcdet-nuscenes-pointpillars-multihead"]
+    lines = {line.split()[0]: " ".join(line.split()[1:]) for line in res.stdout.splitlines()}
+    # family (framework) and assigner, as the README's preset table
+    assert lines["pcdet-nuscenes-pointpillars-multihead"] == "(default) anchor (pcdet) OpenPCDet AxisAligned"
+    assert lines["mmdet3d-nuscenes-pointpillars-secfpn"] == "anchor (mmdet3d) mmdet MaxIoU, class-agnostic"
+    assert lines["mmdet3d-kitti-pointpillars-3class"] == "anchor (mmdet3d) mmdet MaxIoU, assign_per_class"
+    assert lines["pcdet-nuscenes-centerpoint-voxel0075"] == "center (pcdet) OpenPCDet CenterHead"
     res = runner.invoke(app, ["config", "presets", "--json"])
     assert json.loads(res.stdout)["default"] == "pcdet-nuscenes-pointpillars-multihead"
 

@@ -82,7 +82,7 @@ def test_same_seed_identical_parquet_different_seed_differs(default_run, tmp_pat
         assert a.equals(b), name
     res = count(tmp_path / "other", "--replays", "2", "--seed", "4", "--only-summary")
     assert res.exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["summary.parquet"]
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["manifest.json", "summary.parquet"]
     assert not pq.read_table(default_run / "summary.parquet").equals(pq.read_table(tmp_path / "other/summary.parquet"))
 
 

@@ -1,18 +1,26 @@
 """The typer application and what every command shares: error handling and option aliases.
 
-Exit codes (stable; CI depends on them): 0 ok, 1 gate violated, 2 usage/config/input error.
+Exit codes (stable; CI depends on them): 0 ok, 1 gate violated, 2 usage/config/input error (also a report that cannot
+be written), 3 unexpected internal error (a bug: one ``error: internal error ...`` line; the traceback with
+``--debug`` or ``ASSIGNAUDIT_DEBUG=1``), 130 SIGINT (Ctrl-C), 143 SIGTERM. Usage errors of the argument parser are
+one ``error:`` line with a ``--help`` hint, like every other error.
 Domain code raises `assignaudit.errors.AssignAuditError`; only this layer turns it into an exit code.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Callable, Optional, TypeVar
 
 import typer
+from typer import _click as click
+from typer.core import TyperGroup
 
 from assignaudit import __version__
 from assignaudit.errors import AssignAuditError
@@ -20,13 +28,60 @@ from assignaudit.errors import AssignAuditError
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+DEBUG_ENV = "ASSIGNAUDIT_DEBUG"
+
+
+class Interrupted(BaseException):
+    """SIGTERM (or SIGINT) received: unwinds like KeyboardInterrupt, so staging folders and temp files are removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _usage_line(err: "click.ClickException") -> str:
+    ctx = getattr(err, "ctx", None)
+    message = " ".join(err.format_message().split())
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else " (see --help)"
+    return f"error: {message}{hint}"
+
+
+class _OneLineErrors(TyperGroup):
+    """Parser errors (a bad value, an unknown flag, a missing argument) as one ``error:`` line, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                              **extra)
+        except click.exceptions.NoArgsIsHelpError as err:
+            typer.echo(err.format_message())
+            rv = EXIT_USAGE
+        except click.ClickException as err:
+            typer.echo(_usage_line(err), err=True)
+            rv = err.exit_code
+        except typer.Abort:
+            typer.echo("interrupted: no report written", err=True)
+            rv = EXIT_SIGINT
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
 
 app = typer.Typer(
     name="assignaudit",
+    cls=_OneLineErrors,
     help="Audit how 3D detectors turn ground truth into training targets (positives, negatives, ignores).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: option names never cut at 80 columns, no metavar on flags
 )
 
 F = TypeVar("F", bound=Callable)
@@ -38,17 +93,47 @@ def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
     return typer.Exit(code)
 
 
+def _interrupted(code: int, committed_before: int) -> "typer.Exit":
+    from assignaudit.report_set import committed
+
+    if len(committed) > committed_before:
+        typer.echo(f"interrupted: the report in {committed[-1]} was complete before the signal", err=True)
+    else:
+        typer.echo("interrupted: no report written", err=True)
+    return typer.Exit(code)
+
+
 def cli_errors(func: F) -> F:
-    """Turn user-input errors into one stderr line and exit code 2 (never a traceback)."""
+    """Turn user-input errors into one stderr line and exit code 2 (never a traceback), SIGINT / SIGTERM into one
+    line and 130 / 143 (the report set being written is dropped), anything unexpected into one line and 3."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from assignaudit.report_set import committed
+
+        before = len(committed)
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted) if main_thread else None
         try:
             return func(*args, **kwargs)
         except AssignAuditError as err:
             raise fail(str(err).splitlines()[0] if str(err) else err.__class__.__name__, err.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
+            raise _interrupted(EXIT_SIGINT, before) from None
+        except Interrupted as err:
+            raise _interrupted(EXIT_SIGINT if err.signum == signal.SIGINT else EXIT_SIGTERM, before) from None
+        except (typer.Exit, click.ClickException, typer.Abort):
+            raise
+        except Exception as err:
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            text = str(err).splitlines()[0] if str(err) else ""
+            raise fail(f"internal error ({err.__class__.__name__}{': ' + text if text else ''}); this is a bug: "
+                       f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback and report it",
+                       EXIT_INTERNAL) from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
     return wrapper  # type: ignore[return-value]
 
@@ -64,8 +149,13 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"Show the full traceback of an unexpected error (or set {DEBUG_ENV}=1).")
+    ] = False,
 ) -> None:
     """assignaudit: count positives/negatives/ignores per class and range band before you train."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 # ---- option aliases shared by the commands (defined once) ------------------------------------------------------------
@@ -88,7 +178,7 @@ BoxesOpt = Annotated[
 InfosOpt = Annotated[
     Optional[list[Path]],
     typer.Option("--infos", help="A framework info file (OpenPCDet *_infos_*.pkl or mmdetection3d >= 1.1 v2 infos); "
-                                 "repeat for several.", show_default=False),
+                                 "repeat for several.", show_default=False, metavar="<path>"),
 ]
 InfosFormatOpt = Annotated[
     Optional[str],
@@ -248,3 +338,9 @@ def main() -> None:
     except AssignAuditError as err:  # raised outside a decorated command (e.g. in a callback)
         typer.echo(f"error: {err}", err=True)
         sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: no report written", err=True)
+        sys.exit(EXIT_SIGINT)
+    except Interrupted as err:
+        typer.echo("interrupted: no report written", err=True)
+        sys.exit(EXIT_SIGINT if err.signum == signal.SIGINT else EXIT_SIGTERM)

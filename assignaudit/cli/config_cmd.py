@@ -20,6 +20,7 @@ config_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: option names never cut at 80 columns, no metavar on flags
 )
 app.add_typer(config_app, name="config")
 
@@ -74,12 +75,38 @@ def show(
 def presets(json_out: JsonOpt = False) -> None:
     from assignaudit.config import DEFAULT_PRESET, list_presets
 
+    from assignaudit.config import load_config
+
     names = list_presets()
+    rows = [(name, *_family_and_assigner(load_config(name))) for name in names]
     if json_out:
-        typer.echo(json.dumps({"default": DEFAULT_PRESET, "presets": list(names)}, indent=2))
+        typer.echo(json.dumps({"default": DEFAULT_PRESET, "presets": list(names),
+                               "details": [{"name": n, "family": f, "assigner": a} for n, f, a in rows]}, indent=2))
         return
-    for name in names:
-        typer.echo(f"{name}{'  (default)' if name == DEFAULT_PRESET else ''}")
+    width = max(len(n) for n in names) + len("  (default)")
+    fam_width = max(len(f) for _, f, _ in rows)
+    for name, family, assigner in rows:
+        label = f"{name}{'  (default)' if name == DEFAULT_PRESET else ''}"
+        typer.echo(f"{label:<{width}}  {family:<{fam_width}}  {assigner}")
+
+
+def _family_and_assigner(cfg) -> tuple[str, str]:
+    """What `config presets` shows: the target family (and framework) and the assigner in words."""
+    family = f"{cfg.head} ({cfg.framework})"
+    if cfg.head == "anchor" and cfg.assigner is not None:
+        a = cfg.assigner
+        kind = {"pcdet": "OpenPCDet AxisAligned", "mmdet": "mmdet MaxIoU", "atss": "OpenPCDet ATSS"}.get(
+            getattr(a.framework, "value", str(a.framework)), str(a.framework))
+        notes = []
+        if getattr(a.framework, "value", "") == "mmdet":
+            notes.append("class-agnostic" if a.class_agnostic else
+                         ("assign_per_class" if a.assign_per_class else "every size sees every class"))
+        return family, ", ".join([kind, *notes])
+    if cfg.head == "center":
+        return family, "OpenPCDet CenterHead" if cfg.framework == "pcdet" else "mmdet3d CenterHead"
+    if cfg.head == "query" and cfg.query is not None:
+        return family, f"Hungarian ({cfg.query.cost} cost, {cfg.query.num_queries} queries)"
+    return family, "-"
 
 
 def _fmt(values) -> str:

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assignaudit.cli.app import (
@@ -48,7 +49,7 @@ def count_cmd(
     db_infos: Annotated[Optional[list[Path]], typer.Option(
         "--db-infos", help="gt_sampling database info file(s) (OpenPCDet *_dbinfos_*.pkl / mmdet3d dbinfos) to draw "
                            "pasted objects from, instead of the config's DB_INFO_PATH / db_sampler.info_path or the "
-                           "database rebuilt from the annotations.", show_default=False)] = None,
+                           "database rebuilt from the annotations.", show_default=False, metavar="<path>")] = None,
     class_map: Annotated[Optional[str], typer.Option(
         "--class-map", help="Map dataset class names to config class names, e.g. Car=car,Pedestrian=pedestrian "
                             "(applied before the config's class filter).", show_default=False)] = None,
@@ -80,13 +81,26 @@ def count_cmd(
 
     overrides, cfg_options = parse_config_overrides(list(ctx.args))
     _check_compare_flags(compare_config, compare_pipeline, queries)
+    from assignaudit.report_set import check_out_dir, locked
+
+    check_out_dir(out)  # before any config or frame is read; the lock refuses a second run into the same --out
+    ctx.with_resource(locked(out))
     cfg = load_config(config, overrides, cfg_options=cfg_options)
     if class_map is not None:
         from assignaudit.config.overrides import apply_class_map
 
         cfg = apply_class_map(cfg, class_map)
+    if not (quiet or as_json):
+        print("loading the dataset ...", file=sys.stderr, flush=True)
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
                         av2_root).open(cfg)
+    if not (quiet or as_json):
+        from assignaudit.augment.database import gt_sampling_op
+
+        frames = len(source) if max_frames is None else min(max_frames, len(source))
+        first = "a gt_sampling database pass, then " if not no_augment and gt_sampling_op(cfg) is not None else ""
+        print(f"loaded {len(source)} frame(s); counting {first}{frames} frame(s) x {replays} replay(s)",
+              file=sys.stderr, flush=True)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
                            device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()))
     if compare_config is not None:
@@ -95,8 +109,12 @@ def count_cmd(
         cfg_b = load_config(compare_config)
         if class_map is not None:
             cfg_b = apply_class_map(cfg_b, class_map)
-        result = _with_progress(quiet or as_json, lambda cb: run_compare(
-            cfg, cfg_b, source, options, out, pipeline=compare_pipeline or "a", on_progress=cb))
+        from assignaudit.report_set import ReportSetWriter
+
+        with ReportSetWriter(out, "compare") as report_set:
+            result = _with_progress(quiet or as_json, lambda cb: run_compare(
+                cfg, cfg_b, source, options, report_set.dir, pipeline=compare_pipeline or "a", on_progress=cb))
+        result.written[:] = [report_set.final(p) for p in result.written]
         if as_json:
             payload = {"meta": {k: result.metadata.get(k) for k in ("config_a", "config_b", "pipeline", "dataset",
                                                                       "seed", "replays", "augment", "device",
@@ -141,10 +159,23 @@ def _check_compare_flags(compare_config: Optional[str], compare_pipeline: Option
                           "dump)")
 
 
+PROGRESS_EVERY = 100
+"""Without a terminal (a CI log), one progress line per this many (frame, replay) steps, and at the end."""
+
+
+def _log_progress(done: int, total: int) -> None:
+    if done % PROGRESS_EVERY == 0 or done == total:
+        pct = f" ({100 * done / total:.0f}%)" if total else ""
+        print(f"counting: {done}/{total} frame replay(s){pct}", file=sys.stderr, flush=True)
+
+
 def _with_progress(silent: bool, run):
-    """``run(on_progress)`` with a rich progress bar on an interactive stderr."""
-    if silent or not sys.stderr.isatty():
+    """``run(on_progress)`` with a rich progress bar on an interactive stderr, a line per `PROGRESS_EVERY` steps
+    otherwise (a CI log is not silent until the end)."""
+    if silent:
         return run(None)
+    if not sys.stderr.isatty():
+        return run(_log_progress)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -176,16 +207,18 @@ def _render(result, class_names) -> None:
     bands = [b for b in summary["band"].unique() if b != "all"] + ["all"]
     meta = result.metadata
     head = meta.get("head", "anchor")
+    extra = _FAMILY_COLUMNS.get(head, _FAMILY_COLUMNS["anchor"])
     table = Table(
-        title=f"positive {_UNIT.get(head, 'targets')} / GT (GT with 0 positives) -- {meta['config_name']} "
-              f"[{head}, {meta.get('framework')}], {_dataset_label(meta['dataset'])}, "
-              f"{meta['num_frames_assigned']} frame(s) x {meta['replays']} replay(s), seed {meta['seed']}",
+        title=escape(f"positive {_UNIT.get(head, 'targets')} / GT (GT with 0 positives) -- {meta['config_name']} "
+                     f"[{head}, {meta.get('framework')}], {_dataset_label(meta['dataset'])}, "
+                     f"{meta['num_frames_assigned']} frame(s) x {meta['replays']} replay(s), seed {meta['seed']}"),
         title_justify="left",
+        caption=escape(f"{', '.join(t for t, _, _ in extra)}: band 'all' (every range)"),
+        caption_justify="left",
     )
     table.add_column("class")
     for b in bands:
         table.add_column(b, justify="right")
-    extra = _FAMILY_COLUMNS.get(head, _FAMILY_COLUMNS["anchor"])
     for title, _, _ in extra:
         table.add_column(title, justify="right")
     by = summary.set_index(["class", "band"])
@@ -237,9 +270,9 @@ def _render_compare(result) -> None:
     a, b = meta["config_a"], meta["config_b"]
     t = result.table[result.table.band == "all"]
     table = Table(
-        title=f"A = {a['name']} [{a['head']}, {a['framework']}]  vs  B = {b['name']} [{b['head']}, "
-              f"{b['framework']}] -- {_dataset_label(meta['dataset'])}, seed {meta['seed']}, pipeline "
-              f"{meta['pipeline']} (B - A)",
+        title=escape(f"A = {a['name']} [{a['head']}, {a['framework']}]  vs  B = {b['name']} [{b['head']}, "
+                     f"{b['framework']}] -- {_dataset_label(meta['dataset'])}, seed {meta['seed']}, pipeline "
+                     f"{meta['pipeline']} (B - A)"),
         title_justify="left",
     )
     table.add_column("class")

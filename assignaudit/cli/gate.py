@@ -20,7 +20,8 @@ _OUT = "Outputs"
 _STYLE = {"FAIL": "bold red", "PASS": "green", "SKIP": "yellow", "INFO": "dim"}  # by Status name
 
 
-def _render_table(result) -> None:
+def _render_table(result, verbose: bool = False) -> None:
+    """Violations and one summary line; ``verbose``: every compared cell, the notes and the config hash too."""
     from rich.console import Console
     from rich.table import Table
 
@@ -31,7 +32,7 @@ def _render_table(result) -> None:
         # CI logs are not terminals; rich would fold the table into 80 columns.
         console = Console(width=160)
     # Only what differs, and the config hash (the change under review); --md and --json carry every field.
-    shown = [p for p in result.provenance if not p.matches or p.field == "config_sha256"]
+    shown = [p for p in result.provenance if not p.matches or (verbose and p.field == "config_sha256")]
     if shown:
         prov = Table(title="provenance (differences and config hash)", title_justify="left")
         for name in ("report", "field", "baseline", "current", ""):
@@ -40,14 +41,18 @@ def _render_table(result) -> None:
             flag = "same" if p.matches else ("[bold red]DIFFERS[/]" if p.required else "[yellow]changed[/]")
             prov.add_row(p.report, p.field, _short(p.baseline), _short(p.current), flag)
         console.print(prov)
-    table = Table(title="gate: every compared cell (violations first)", title_justify="left")
-    for name in TABLE_HEADER:
-        table.add_column(name, justify="right" if name in ("baseline", "current", "delta", "limit") else "left")
-    for verdict, row in zip(result.verdicts, table_rows(result)):
-        table.add_row(*row, style=_STYLE[verdict.status.name])
-    console.print(table)
-    for note in result.notes:
-        console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
+    rows = [(v, row) for v, row in zip(result.verdicts, table_rows(result)) if verbose or v.status.name == "FAIL"]
+    if rows:
+        title = "gate: every compared cell (violations first)" if verbose else "gate: violations (--verbose: every cell)"
+        table = Table(title=title, title_justify="left")
+        for name in TABLE_HEADER:
+            table.add_column(name, justify="right" if name in ("baseline", "current", "delta", "limit") else "left")
+        for verdict, row in rows:
+            table.add_row(*row, style=_STYLE[verdict.status.name])
+        console.print(table)
+    if verbose:
+        for note in result.notes:
+            console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
     for v in result.violations:
         console.print(f"FAIL {v.message}", style="bold red", markup=False, highlight=False)
     console.print(headline(result), style="bold red" if not result.passed else "bold green", markup=False,
@@ -108,6 +113,9 @@ def gate(
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here (one testcase per rule, "
                                                   "class and band).", rich_help_panel=_OUT)] = None,
     json_: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Print every compared cell, the notes and the config hash, not only the violations "
+                                "and the summary line.")] = False,
 ) -> None:
     """Compare two `count` (and `yaw`) reports per class and band; exit 1 when a rule is violated."""
     flags = dict(max_pos_drop=max_pos_drop, max_pos_per_gt_drop=max_pos_per_gt_drop,
@@ -115,17 +123,19 @@ def gate(
                  max_flip_rate=max_flip_rate, max_dup_rate=max_dup_rate, max_aoe_increase=max_aoe_increase,
                  min_count=min_count, tie_tolerance=tie_tolerance)
     from assignaudit.gate import load_policy, run_gate
-    from assignaudit.gate.render import to_json, write_junit, write_markdown
+    from assignaudit.gate.render import to_json, write_outputs
+    from assignaudit.report_set import check_out_file
 
+    outputs = {opt: path for opt, path in (("--md", md), ("--junit", junit)) if path is not None}
+    for opt, path in outputs.items():  # before any report is read
+        check_out_file(path, opt)
     resolved = load_policy(policy).with_flags(flags)
     result = run_gate(baseline, current, resolved, allow_mismatch=allow_mismatch)
-    if md is not None:
-        write_markdown(md, result)
-    if junit is not None:
-        write_junit(junit, result)
+    if outputs:
+        write_outputs(result, md=md, junit=junit)  # both or neither
     if json_:
         typer.echo(to_json(result))
     else:
-        _render_table(result)
+        _render_table(result, verbose=verbose)
     if not result.passed and not exit_zero:
         raise typer.Exit(EXIT_GATE_FAILED)

@@ -12,7 +12,7 @@ import typer
 
 from assignaudit.cli.app import (
     Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt, JsonOpt, KittiRootOpt,
-    OutOpt, QuietOpt, SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
+    OutOpt, SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
 )
 from assignaudit.errors import ConfigError
 
@@ -32,6 +32,7 @@ def _floats(text: str | None, option: str) -> tuple[float, ...]:
 @app.command("yaw", help="Yaw residuals, flips and duplicates of predictions against the GT (docs/yaw.md).")
 @cli_errors
 def yaw_cmd(
+    ctx: typer.Context,
     predictions: Annotated[Optional[Path], typer.Option(
         "--predictions", "--result-path", "--result_path",
         help="nuScenes submission JSON (results_nusc.json), a Parquet/CSV table of LiDAR-frame boxes "
@@ -82,13 +83,19 @@ def yaw_cmd(
     out: OutOpt = Path("assignaudit-out"),
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also save the residual histograms as a PNG.")] = None,
     as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not list the written report files.")] = False,
 ) -> None:
     from assignaudit.bands import Bands
     from assignaudit.yaw.analysis import YawOptions
     from assignaudit.yaw.pipeline import NmsOverrides, resolve_nms, run_yaw, write_yaw_reports
     from assignaudit.yaw.render import json_payload, plot_png, render
 
+    from assignaudit.report_set import check_out_dir, check_out_file, locked
+
+    check_out_dir(out)  # before anything is read; the lock refuses a second run into the same --out
+    if plot is not None:
+        check_out_file(plot, "--plot")
+    ctx.with_resource(locked(out))
     cfg = None
     if config is not None:
         from assignaudit.config import load_config
@@ -104,8 +111,8 @@ def yaw_cmd(
                          av2_root)
     report = run_yaw(predictions, sources=sources, nusc_filters=nusc_filters, options=options, config_spec=config,
                      config=cfg)
-    written = write_yaw_reports(report, out)
-    if plot is not None:
+    written = write_yaw_reports(report, out, plot=plot)
+    if plot is not None and plot.resolve() not in {p.resolve() for p in written}:
         written.append(plot_png(report, plot))
     if as_json:
         typer.echo(json_payload(report, written))

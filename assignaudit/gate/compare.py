@@ -190,8 +190,11 @@ class ReportSet:
 
 def load_report_set(path: Path) -> ReportSet:
     """A report directory (its summary files) or one summary file; `ReportError` when there is nothing to read."""
+    from assignaudit.report_set import verify_folder
+
     path = Path(path)
     if path.is_dir():
+        verify_folder(path)  # a manifest lists a file that is missing: an incomplete or mixed set
         files = {kind: read_summary_file(path / name, expect=kind)
                  for kind, (_, name, _) in _KINDS.items() if (path / name).is_file()}
         if not files:

@@ -193,3 +193,16 @@ def write_markdown(path: Path, result: GateResult) -> None:
 def write_junit(path: Path, result: GateResult) -> None:
     """`to_junit_xml` written atomically; `ReportError` if the path cannot be written."""
     _write(path, to_junit_xml(result), "--junit")
+
+
+def write_outputs(result: GateResult, md: Path | None = None, junit: Path | None = None) -> None:
+    """The Markdown and JUnit reports, both replaced or neither (`assignaudit.report.atomic_write_files`)."""
+    from assignaudit.report import atomic_write_files
+
+    contents: dict[Path, bytes] = {}
+    names: dict[Path, str] = {}
+    if md is not None:
+        contents[Path(md)], names[Path(md)] = to_markdown(result).encode(), "--md"
+    if junit is not None:
+        contents[Path(junit)], names[Path(junit)] = to_junit_xml(result).encode(), "--junit"
+    atomic_write_files(contents, names)

@@ -31,6 +31,7 @@ import numpy as np
 from assignaudit.conventions import nuscenes_global_to_canonical, rigid_transform
 from assignaudit.errors import DataError
 from assignaudit.sources.base import Frame, SourceInfo
+from assignaudit.sources.validate import check_num_points, check_quaternions
 
 NUSCENES_TABLES: tuple[str, ...] = (
     "attribute", "calibrated_sensor", "category", "ego_pose", "instance", "log", "map", "sample",
@@ -287,7 +288,7 @@ class NuScenesSource:
             translation = np.array([a["translation"] for a in anns], dtype=np.float64).reshape(-1, 3)
             size = np.array([a["size"] for a in anns], dtype=np.float64).reshape(-1, 3)
             rotation = np.array([a["rotation"] for a in anns], dtype=np.float64).reshape(-1, 4)
-            num_lidar = np.array([a["num_lidar_pts"] for a in anns], dtype=np.int64)
+            num_lidar = np.array([a["num_lidar_pts"] for a in anns], dtype=np.float64)  # checked below
             num_radar = np.array([a["num_radar_pts"] for a in anns], dtype=np.int64)
             tok2row = {a["token"]: i for i, a in enumerate(anns)}
             prev_idx = np.array([tok2row[a["prev"]] if a["prev"] else -1 for a in anns], dtype=np.int64)
@@ -311,6 +312,17 @@ class NuScenesSource:
                     f"sample_annotation {a['token']} (sample {a['sample_token']}) has {what}: "
                     f"size={a['size']} translation={a['translation']} ({int(bad.sum())} such annotation(s))"
                 )
+        # The rules every source and the prediction loaders share (assignaudit/sources/validate.py): a rotation of
+        # norm 2 is a corrupted record, not something to normalise; a point count is an integer >= 0.
+        sel_tokens = np.array([anns[i]["token"] for i in sel], dtype=object)
+        check_quaternions(rotation[sel], str(table_path), ids=sel_tokens)
+        check_num_points(num_lidar[sel], str(table_path), ids=sel_tokens)
+        negative = np.flatnonzero(num_lidar[sel] < 0)
+        if negative.size:
+            r = int(negative[0])
+            raise DataError(f"{table_path}: row {r} ({sel_tokens[r]}): num_lidar_pts = {int(num_lidar[sel][r])} "
+                            "(must be >= 0)")
+        num_lidar = np.where(np.isfinite(num_lidar), num_lidar, -1).astype(np.int64)
 
         self._translation = translation
         self._size = size

@@ -23,6 +23,7 @@ import pandas as pd
 from assignaudit.conventions import BOX_DIM, wrap_yaw
 from assignaudit.errors import DataError
 from assignaudit.sources.base import Frame, SourceInfo
+from assignaudit.sources.validate import check_boxes, check_num_points, numeric_column
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("frame_id", "class", "x", "y", "z", "dx", "dy", "dz", "yaw")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("vx", "vy", "num_lidar_pts")
@@ -75,12 +76,19 @@ class TableSource:
         boxes = np.full((n, BOX_DIM), np.nan)
         boxes[:, :7] = vals
         boxes[:, 6] = wrap_yaw(vals[:, 6])
+        where = f"box table {path}"
         for j, c in ((7, "vx"), (8, "vy")):
-            if c in df.columns:
-                boxes[:, j] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+            if c in df.columns:  # a string is an error, not NaN (assignaudit/sources/validate.py)
+                boxes[:, j] = numeric_column(df[c].to_numpy(), where, c)
+        check_boxes(boxes, where, ids=frame_ids)
         if "num_lidar_pts" in df.columns:
-            pts = pd.to_numeric(df["num_lidar_pts"], errors="coerce").to_numpy(dtype=np.float64)
-            pts = np.where(np.isfinite(pts), pts, UNKNOWN_NUM_PTS).astype(np.int64)
+            raw = numeric_column(df["num_lidar_pts"].to_numpy(), where, "num_lidar_pts")
+            neg = np.flatnonzero(raw < 0)
+            if neg.size:  # an empty cell means unknown (-1); a negative count written in the file is an error
+                r = int(neg[0])
+                raise DataError(f"{where}: row {r} ({frame_ids[r]}): num_lidar_pts = {raw[r]:g} (must be >= 0; "
+                                "leave the cell empty for unknown)")
+            pts = check_num_points(np.where(np.isfinite(raw), raw, UNKNOWN_NUM_PTS), where, ids=frame_ids)
         else:
             pts = np.full(n, UNKNOWN_NUM_PTS, dtype=np.int64)
 

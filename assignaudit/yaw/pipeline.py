@@ -147,16 +147,27 @@ def _options_dict(options: YawOptions) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=str))
 
 
-def write_yaw_reports(report: YawReport, out_dir: Path) -> list[Path]:
-    """Write yaw_summary, yaw_hist, predictions (and nms_sweep when present) atomically into ``out_dir``."""
+def write_yaw_reports(report: YawReport, out_dir: Path, plot: Path | None = None) -> list[Path]:
+    """Write yaw_summary, yaw_hist, predictions (and nms_sweep when present) into ``out_dir`` as one report set
+    (`assignaudit.report_set`). ``plot``: a PNG path; when it lies in ``out_dir`` it is written as part of the set."""
+    import os
+
+    from assignaudit.report_set import ReportSetWriter
+
     out_dir = Path(out_dir)
-    written = [
-        write_parquet(out_dir / YAW_SUMMARY_FILE, report.tables.summary, {**report.metadata, "report": "summary"}),
-        write_parquet(out_dir / YAW_HIST_FILE, report.tables.hist, {**report.metadata, "report": "hist"}),
-        write_parquet(out_dir / PREDICTIONS_FILE, report.tables.predictions,
-                      {**report.metadata, "report": "predictions"}),
-    ]
-    if report.tables.nms_sweep is not None:
-        written.append(write_parquet(out_dir / NMS_SWEEP_FILE, report.tables.nms_sweep,
-                                     {**report.metadata, "report": "nms_sweep"}))
-    return written
+    with ReportSetWriter(out_dir, "yaw") as rs:
+        stage = rs.dir
+        written = [
+            write_parquet(stage / YAW_SUMMARY_FILE, report.tables.summary, {**report.metadata, "report": "summary"}),
+            write_parquet(stage / YAW_HIST_FILE, report.tables.hist, {**report.metadata, "report": "hist"}),
+            write_parquet(stage / PREDICTIONS_FILE, report.tables.predictions,
+                          {**report.metadata, "report": "predictions"}),
+        ]
+        if report.tables.nms_sweep is not None:
+            written.append(write_parquet(stage / NMS_SWEEP_FILE, report.tables.nms_sweep,
+                                         {**report.metadata, "report": "nms_sweep"}))
+        if plot is not None and os.path.dirname(os.path.abspath(plot)) == os.path.abspath(out_dir):
+            from assignaudit.yaw.render import plot_png
+
+            written.append(plot_png(report, stage / Path(plot).name))
+    return [rs.final(p) for p in written]
