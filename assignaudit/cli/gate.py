@@ -12,18 +12,21 @@ from typing import Annotated, Optional
 import typer
 
 from assignaudit.cli.app import EXIT_GATE_FAILED, JsonOpt, app, cli_errors
-from assignaudit.gate import Status, load_policy, run_gate
-from assignaudit.gate.render import TABLE_HEADER, headline, table_rows, to_json, write_junit, write_markdown
+
+# assignaudit.gate (pandas) is imported inside the command: `--help` stays light (docs/performance.md).
 
 _RULES = "Rules (flags win over the policy file's global rules)"
 _OUT = "Outputs"
-
-_STYLE = {Status.FAIL: "bold red", Status.PASS: "green", Status.SKIP: "yellow", Status.INFO: "dim"}
 
 
 def _render_table(result) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from assignaudit.gate import Status
+    from assignaudit.gate.render import TABLE_HEADER, headline, table_rows
+
+    style = {Status.FAIL: "bold red", Status.PASS: "green", Status.SKIP: "yellow", Status.INFO: "dim"}
 
     console = Console()
     if not console.is_terminal:
@@ -43,7 +46,7 @@ def _render_table(result) -> None:
     for name in TABLE_HEADER:
         table.add_column(name, justify="right" if name in ("baseline", "current", "delta", "limit") else "left")
     for verdict, row in zip(result.verdicts, table_rows(result)):
-        table.add_row(*row, style=_STYLE[verdict.status])
+        table.add_row(*row, style=style[verdict.status])
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
@@ -109,6 +112,9 @@ def gate(
     json_: JsonOpt = False,
 ) -> None:
     """Compare two `count` (and `yaw`) reports per class and band; exit 1 when a rule is violated."""
+    from assignaudit.gate import load_policy, run_gate
+    from assignaudit.gate.render import to_json, write_junit, write_markdown
+
     flags = dict(max_pos_drop=max_pos_drop, max_pos_per_gt_drop=max_pos_per_gt_drop,
                  max_zero_pos_increase=max_zero_pos_increase, fail_on_zero_pos_class=fail_on_zero_pos_class,
                  max_flip_rate=max_flip_rate, max_dup_rate=max_dup_rate, max_aoe_increase=max_aoe_increase,

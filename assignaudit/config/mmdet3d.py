@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from assignaudit.assign.heatmap import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
