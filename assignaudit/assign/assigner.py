@@ -172,10 +172,41 @@ def _candidates(anchors: Anchors, gt: torch.Tensor, gt_combo_mask: torch.Tensor,
     return cand_a, cand_g, iou
 
 
-def _touched(cand_a: torch.Tensor, cand_g: torch.Tensor, iou: torch.Tensor, num_gt: int):
+def _unique_anchors(anchors: Anchors, cand_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(cand_a, return_inverse=True)`` (ascending unique anchors, pair -> unique index), the same
+    tensors. Many pairs (the 560k class-agnostic layout: ~75k per frame): through per-layout scratch arrays of one
+    slot per anchor, O(A + P) instead of a sort of the pairs (on the CPU in numpy, whose mask scan is several times
+    faster than torch's CPU ``nonzero``); few pairs: the sort."""
+    n_a = anchors.num_anchors
+    if cand_a.numel() * 16 < n_a:
+        return torch.unique(cand_a, return_inverse=True)
+    dev = cand_a.device
+    key = ("unique_scratch", dev)
+    if dev.type == "cpu":
+        if key not in anchors._cache:
+            anchors._cache[key] = (np.zeros(n_a, dtype=bool), np.zeros(n_a, dtype=np.int64))
+        seen, slot = anchors._cache[key]
+        a = cand_a.numpy()
+        seen[a] = True
+        uniq = np.flatnonzero(seen)
+        seen[uniq] = False  # all False again for the next frame
+        slot[uniq] = np.arange(uniq.size, dtype=np.int64)
+        return torch.from_numpy(uniq.astype(np.int64, copy=False)), torch.from_numpy(slot[a])
+    mark = anchors._cache.get(key)
+    if mark is None:
+        mark = anchors._cache[key] = torch.full((n_a,), -1, dtype=torch.int64, device=dev)
+    mark.index_fill_(0, cand_a, 0)
+    uniq = torch.nonzero(mark == 0).squeeze(1)
+    mark.index_copy_(0, uniq, torch.arange(uniq.numel(), device=dev))
+    inv = mark.index_select(0, cand_a)
+    mark.index_fill_(0, uniq, -1)  # the scratch is all -1 again for the next frame
+    return uniq, inv
+
+
+def _touched(anchors: Anchors, cand_a: torch.Tensor, cand_g: torch.Tensor, iou: torch.Tensor, num_gt: int):
     """Unique touched anchors ``[T]``, pair -> touched index, ``a_max [T]``, ``a_arg [T]`` (lowest GT on ties) and
     ``g_max [K]`` (0 for a GT without candidates)."""
-    uniq, inv = torch.unique(cand_a, return_inverse=True)
+    uniq, inv = _unique_anchors(anchors, cand_a)
     t = uniq.numel()
     a_max = torch.zeros(t, dtype=iou.dtype, device=iou.device).scatter_reduce(0, inv, iou, "amax")
     best = torch.where(iou == a_max.index_select(0, inv), cand_g, num_gt)
@@ -217,7 +248,7 @@ def _assign_pcdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     dev = gt.device
     gt_combo_mask = gt_set[:, None] == anchors.combo_set[None, :]  # [K, C]; set -1 matches nothing
     cand_a, cand_g, iou = _candidates(anchors, gt, gt_combo_mask, params) if k else _empty_pairs(dev)
-    uniq, inv, a_max, a_arg, g_max = _touched(cand_a, cand_g, iou, k)
+    uniq, inv, a_max, a_arg, g_max = _touched(anchors, cand_a, cand_g, iou, k)
     t = uniq.numel()
 
     # g_max == 0 -> -1: a GT overlapping nothing forces nothing (and the IoU-0 pairs never tie with -1).
@@ -300,7 +331,7 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         cand_g = torch.cat([cand_g, zg])
         iou = torch.cat([iou, torch.zeros(zg.numel(), dtype=iou.dtype, device=dev)])
 
-    uniq, inv, a_max, a_arg, _ = _touched(cand_a, cand_g, iou, k)
+    uniq, inv, a_max, a_arg, _ = _touched(anchors, cand_a, cand_g, iou, k)
     t = uniq.numel()
     set_t = anchors.set_index.index_select(0, uniq)
     band_t = anchors.band_index.index_select(0, uniq)
