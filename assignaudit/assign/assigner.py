@@ -174,32 +174,42 @@ def _candidates(anchors: Anchors, gt: torch.Tensor, gt_combo_mask: torch.Tensor,
 
 def _unique_anchors(anchors: Anchors, cand_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.unique(cand_a, return_inverse=True)`` (ascending unique anchors, pair -> unique index), the same
-    tensors. Many pairs (the 560k class-agnostic layout: ~75k per frame): through per-layout scratch arrays of one
+    tensors. Many pairs (the 560k class-agnostic layout: ~60-75k per frame): through per-layout scratch arrays of one
     slot per anchor, O(A + P) instead of a sort of the pairs (on the CPU in numpy, whose mask scan is several times
     faster than torch's CPU ``nonzero``); few pairs: the sort."""
     n_a = anchors.num_anchors
     if cand_a.numel() * 16 < n_a:
         return torch.unique(cand_a, return_inverse=True)
-    dev = cand_a.device
-    key = ("unique_scratch", dev)
-    if dev.type == "cpu":
-        if key not in anchors._cache:
-            anchors._cache[key] = (np.zeros(n_a, dtype=bool), np.zeros(n_a, dtype=np.int64))
-        seen, slot = anchors._cache[key]
+    key = ("unique_scratch", cand_a.device)
+    if key not in anchors._cache:
+        anchors._cache[key] = unique_scratch(n_a, cand_a.device)
+    return unique_with_scratch(cand_a, anchors._cache[key])
+
+
+def unique_scratch(num_anchors: int, device: torch.device):
+    """Scratch for `unique_with_scratch` over anchor indices ``0 .. num_anchors - 1`` on ``device``."""
+    if torch.device(device).type == "cpu":
+        return np.zeros(num_anchors, dtype=bool), np.zeros(num_anchors, dtype=np.int64)
+    return torch.full((num_anchors,), -1, dtype=torch.int64, device=device)
+
+
+def unique_with_scratch(cand_a: torch.Tensor, scratch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(cand_a, return_inverse=True)`` for int64 indices below the scratch size; the scratch is left
+    as it was found (numpy pair on the CPU, a torch tensor of -1 elsewhere)."""
+    if isinstance(scratch, tuple):
+        seen, slot = scratch
         a = cand_a.numpy()
         seen[a] = True
         uniq = np.flatnonzero(seen)
         seen[uniq] = False  # all False again for the next frame
         slot[uniq] = np.arange(uniq.size, dtype=np.int64)
         return torch.from_numpy(uniq.astype(np.int64, copy=False)), torch.from_numpy(slot[a])
-    mark = anchors._cache.get(key)
-    if mark is None:
-        mark = anchors._cache[key] = torch.full((n_a,), -1, dtype=torch.int64, device=dev)
+    mark = scratch
     mark.index_fill_(0, cand_a, 0)
     uniq = torch.nonzero(mark == 0).squeeze(1)
-    mark.index_copy_(0, uniq, torch.arange(uniq.numel(), device=dev))
+    mark.index_copy_(0, uniq, torch.arange(uniq.numel(), device=cand_a.device))
     inv = mark.index_select(0, cand_a)
-    mark.index_fill_(0, uniq, -1)  # the scratch is all -1 again for the next frame
+    mark.index_fill_(0, uniq, -1)  # all -1 again for the next frame
     return uniq, inv
 
 
