@@ -323,8 +323,21 @@ def _projection_bound(a: torch.Tensor, g: torch.Tensor, pad: float) -> torch.Ten
     return torch.minimum(in_g, in_a)
 
 
+def _aabb_inter_bound(a_rect: torch.Tensor, g_rect: torch.Tensor, rect_pad: float, margin_compat: bool) -> torch.Tensor:
+    """float64 ``[P]`` bound of the BEV intersection of row pairs from their exact bounding rectangles
+    (`bev_aabb` with ``rect_pad``): the area of the intersection of the two rectangles, each grown to contain the
+    bounding rectangle of its box grown by `_may_reach`'s pad (a half-size grown by ``p`` moves the AABB side by
+    ``p (|cos| + |sin|) <= p sqrt 2``). Gathers and min / max only: no trigonometry per pair."""
+    pad = (MARGIN if margin_compat else 0.0) + _BOUND_PAD
+    grow = max(pad * 1.5 - rect_pad, 0.0)  # 1.5 > sqrt 2
+    a, g = a_rect.double(), g_rect.double()
+    w = torch.minimum(a[:, 2], g[:, 2]) - torch.maximum(a[:, 0], g[:, 0]) + 2 * grow
+    h = torch.minimum(a[:, 3], g[:, 3]) - torch.maximum(a[:, 1], g[:, 1]) + 2 * grow
+    return w.clamp_min(0) * h.clamp_min(0)
+
+
 def _may_reach(a: torch.Tensor, g: torch.Tensor, floor: torch.Tensor, margin_compat: bool,
-               iou_3d: bool) -> torch.Tensor:
+               iou_3d: bool, aabb_inter: torch.Tensor | None = None) -> torch.Tensor:
     """bool ``[P]``: can the kernel IoU of row pair (a, g) reach ``floor`` (float64)? False only when proven not.
 
     Every vertex of the kernel's intersection polygon lies in both rectangles grown by the margin (the margin kernel
@@ -337,6 +350,13 @@ def _may_reach(a: torch.Tensor, g: torch.Tensor, floor: torch.Tensor, margin_com
     """
     pad = (MARGIN if margin_compat else 0.0) + _BOUND_PAD
     parallel = torch.sin(2 * (a[:, 6].double() - g[:, 6].double())).abs() < _PARALLEL_SIN2
+    if aabb_inter is not None:
+        # ``aabb_inter`` (`_aabb_inter_bound`) bounds the same intersection more loosely but without trigonometry:
+        # the pairs it rules out (most of them) skip the projection bound; the others go through it as before.
+        pre = torch.nonzero(parallel | (_iou_from_inter_bound(a, g, aabb_inter, iou_3d) >= floor)).squeeze(1)
+        live = torch.zeros_like(parallel)
+        live[pre] = _may_reach(a[pre], g[pre], floor[pre], margin_compat, iou_3d)
+        return live
     live = parallel | (_iou_from_inter_bound(a, g, _projection_bound(a, g, pad), iou_3d) >= floor)
     if iou_3d:
         # No height overlap in the kernel's own float arithmetic: 3D IoU exactly 0, which never changes a maximum
@@ -427,7 +447,8 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
 
     # Every other pair with IoU > 0 has overlapping padded rectangles (as box_iou_bev_sparse). An anchor fixes the
     # set, so (anchor, GT) identifies (anchor, v).
-    p_g, p_a = index.aabb.query(bev_aabb(gt_boxes, index.aabb_pad), ordered=False)
+    gt_rect = bev_aabb(gt_boxes, index.aabb_pad)
+    p_g, p_a = index.aabb.query(gt_rect, ordered=False)
     p_key = p_a * n_g + p_g
     c_sorted = torch.sort(c_a * n_g + v_gt[c_v]).values  # unique: a set's candidates of one GT are distinct anchors
     is_cand = c_sorted[torch.searchsorted(c_sorted, p_key).clamp_max(c_sorted.numel() - 1)] == p_key
@@ -436,7 +457,8 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     r_a, r_g = p_a[~is_cand], p_g[~is_cand]
     r_v = index.anchor_set[r_a] * n_g + r_g
     floor = cand_iou.amax(dim=0).double()[r_v] * (1 - 1e-6)
-    live = _may_reach(anchors[r_a], gt_boxes[r_g], floor, margin_compat, iou_3d)
+    aabb_inter = _aabb_inter_bound(index.aabb.boxes[r_a], gt_rect[r_g], index.aabb_pad, margin_compat)
+    live = _may_reach(anchors[r_a], gt_boxes[r_g], floor, margin_compat, iou_3d, aabb_inter)
     r_a, r_v = r_a[live], r_v[live]
     r_iou = iou_fn(anchors[r_a], gt_boxes[v_gt[r_v]], margin_compat=margin_compat)
     all_a, all_v, all_iou = torch.cat((c_a, r_a)), torch.cat((c_v, r_v)), torch.cat((c_iou, r_iou))
