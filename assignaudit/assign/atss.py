@@ -355,7 +355,8 @@ def _may_reach(a: torch.Tensor, g: torch.Tensor, floor: torch.Tensor, margin_com
         # the pairs it rules out (most of them) skip the projection bound; the others go through it as before.
         pre = torch.nonzero(parallel | (_iou_from_inter_bound(a, g, aabb_inter, iou_3d) >= floor)).squeeze(1)
         live = torch.zeros_like(parallel)
-        live[pre] = _may_reach(a[pre], g[pre], floor[pre], margin_compat, iou_3d)
+        live[pre] = _may_reach(a.index_select(0, pre), g.index_select(0, pre), floor.index_select(0, pre),
+                               margin_compat, iou_3d)
         return live
     live = parallel | (_iou_from_inter_bound(a, g, _projection_bound(a, g, pad), iou_3d) >= floor)
     if iou_3d:
@@ -364,8 +365,9 @@ def _may_reach(a: torch.Tensor, g: torch.Tensor, floor: torch.Tensor, margin_com
         live = live & (_height_overlap(a, g) > 0)
     if margin_compat:
         sel = torch.nonzero(live & ~parallel).squeeze(1)
-        inter = bev_intersection_aligned(_grown(a[sel], pad), _grown(g[sel], pad))
-        live[sel] = _iou_from_inter_bound(a[sel], g[sel], inter, iou_3d) >= floor[sel]
+        a_sel, g_sel = a.index_select(0, sel), g.index_select(0, sel)
+        inter = bev_intersection_aligned(_grown(a_sel, pad), _grown(g_sel, pad))
+        live[sel] = _iou_from_inter_bound(a_sel, g_sel, inter, iou_3d) >= floor.index_select(0, sel)
     return live
 
 
@@ -442,7 +444,9 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     # Candidates: the kernel gives exactly 0 to a pair whose margin-padded rectangles do not overlap (no crossing,
     # no corner within 1 cm), the value box_iou_bev_sparse leaves there.
     c_a, c_v = cand.reshape(-1), v_of_cand.reshape(-1)
-    c_iou = iou_fn(anchors[c_a], gt_boxes[v_gt[c_v]], margin_compat=margin_compat)
+    # (index_select rather than t[idx] for row gathers: torch's CPU advanced indexing is several times slower)
+    c_g = v_gt.index_select(0, c_v)
+    c_iou = iou_fn(anchors.index_select(0, c_a), gt_boxes.index_select(0, c_g), margin_compat=margin_compat)
     cand_iou = c_iou.view(topk, n_v)
 
     # Every other pair with IoU > 0 has overlapping padded rectangles (as box_iou_bev_sparse). An anchor fixes the
@@ -450,17 +454,20 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     gt_rect = bev_aabb(gt_boxes, index.aabb_pad)
     p_g, p_a = index.aabb.query(gt_rect, ordered=False)
     p_key = p_a * n_g + p_g
-    c_sorted = torch.sort(c_a * n_g + v_gt[c_v]).values  # unique: a set's candidates of one GT are distinct anchors
+    c_sorted = torch.sort(c_a * n_g + c_g).values  # unique: a set's candidates of one GT are distinct anchors
     is_cand = c_sorted[torch.searchsorted(c_sorted, p_key).clamp_max(c_sorted.numel() - 1)] == p_key
 
     # Forced match: a non-candidate pair matters only if it can reach the best candidate IoU.
     r_a, r_g = p_a[~is_cand], p_g[~is_cand]
-    r_v = index.anchor_set[r_a] * n_g + r_g
-    floor = cand_iou.amax(dim=0).double()[r_v] * (1 - 1e-6)
-    aabb_inter = _aabb_inter_bound(index.aabb.boxes[r_a], gt_rect[r_g], index.aabb_pad, margin_compat)
-    live = _may_reach(anchors[r_a], gt_boxes[r_g], floor, margin_compat, iou_3d, aabb_inter)
-    r_a, r_v = r_a[live], r_v[live]
-    r_iou = iou_fn(anchors[r_a], gt_boxes[v_gt[r_v]], margin_compat=margin_compat)
+    r_v = index.anchor_set.index_select(0, r_a) * n_g + r_g
+    floor = cand_iou.amax(dim=0).double().index_select(0, r_v) * (1 - 1e-6)
+    aabb_inter = _aabb_inter_bound(index.aabb.boxes.index_select(0, r_a), gt_rect.index_select(0, r_g),
+                                   index.aabb_pad, margin_compat)
+    r_anchor = anchors.index_select(0, r_a)
+    live_idx = torch.nonzero(_may_reach(r_anchor, gt_boxes.index_select(0, r_g), floor, margin_compat, iou_3d,
+                                        aabb_inter)).squeeze(1)
+    r_a, r_v, r_g = r_a.index_select(0, live_idx), r_v.index_select(0, live_idx), r_g.index_select(0, live_idx)
+    r_iou = iou_fn(r_anchor.index_select(0, live_idx), gt_boxes.index_select(0, r_g), margin_compat=margin_compat)
     all_a, all_v, all_iou = torch.cat((c_a, r_a)), torch.cat((c_v, r_v)), torch.cat((c_iou, r_iou))
 
     # Per set on a contiguous [topk, K] block, the shape upstream reduces: torch's column reductions can round
