@@ -225,13 +225,17 @@ def _touched(anchors: Anchors, cand_a: torch.Tensor, cand_g: torch.Tensor, iou: 
     return uniq, inv, a_max, a_arg, g_max
 
 
-def _set_band(anchors: Anchors, set_t: torch.Tensor, band_t: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-    """int64 ``[S, B]`` count of the touched anchors selected by ``mask``."""
+def _set_band_counts(anchors: Anchors, set_t: torch.Tensor, band_t: torch.Tensor, neg: torch.Tensor,
+                     ign: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 ``[S, B]`` counts of the touched anchors: all of them, the ``neg`` ones and the ``ign`` ones (one
+    scatter and one device-to-host copy for the three)."""
     nb = len(anchors.bands)
     key = set_t * nb + band_t
-    out = torch.zeros(anchors.num_sets * nb, dtype=torch.int64, device=key.device)
-    out.index_add_(0, key, mask.to(torch.int64))
-    return out.view(anchors.num_sets, nb).cpu().numpy()
+    weights = torch.stack((torch.ones_like(neg), neg, ign)).to(torch.int64)  # [3, T]
+    out = torch.zeros((3, anchors.num_sets * nb), dtype=torch.int64, device=key.device)
+    out.index_add_(1, key, weights)
+    touched, n, i = out.view(3, anchors.num_sets, nb).cpu().numpy()
+    return touched, n, i
 
 
 def _reasons(num_pos: np.ndarray, g_max: np.ndarray, no_overlap: np.ndarray, below_min: np.ndarray) -> np.ndarray:
@@ -280,10 +284,10 @@ def _assign_pcdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     gt_per_set = torch.bincount(gt_set[gt_set >= 0], minlength=s_num).cpu().numpy()
     unmatched = np.array([s.unmatched_threshold for s in anchors.layout.anchor_sets], dtype=np.float32)
     untouched_neg = (gt_per_set == 0) | (np.float32(0) < unmatched)
-    touched = _set_band(anchors, set_t, band_t, torch.ones_like(pos))
+    touched, neg_sb, ign_sb = _set_band_counts(anchors, set_t, band_t, neg, ign)
     untouched = anchors.band_counts - touched
-    num_neg = _set_band(anchors, set_t, band_t, neg) + np.where(untouched_neg[:, None], untouched, 0)
-    num_ign = _set_band(anchors, set_t, band_t, ign) + np.where(untouched_neg[:, None], 0, untouched)
+    num_neg = neg_sb + np.where(untouched_neg[:, None], untouched, 0)
+    num_ign = ign_sb + np.where(untouched_neg[:, None], 0, untouched)
 
     gt_num_pos_np = gt_num_pos.cpu().numpy().astype(np.int64)
     g_max_np = g_max.cpu().numpy().astype(np.float32)
@@ -390,7 +394,7 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_pos_per_set = torch.bincount(set_t[pos], minlength=s_num).cpu().numpy().astype(np.int64)
 
     # Untouched anchors (IoU 0 with every GT of their domain).
-    touched = _set_band(anchors, set_t, band_t, torch.ones_like(pos))
+    touched, neg_sb, ign_sb = _set_band_counts(anchors, set_t, band_t, neg, ign)
     untouched = anchors.band_counts - touched  # [S, B]
     zmax_np = zmax_dom.cpu().numpy()
     set_dom = np.zeros(s_num, dtype=np.int64) if agnostic else np.arange(s_num)
@@ -403,8 +407,8 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         neg_thr_set = np.array([s.unmatched_threshold for s in sets], dtype=np.float32)
     untouched_neg = (claim < 0) & ((gt_in_dom == 0) | (np.float32(0) < neg_thr_set))
     untouched_ign = (claim < 0) & ~untouched_neg
-    num_neg = _set_band(anchors, set_t, band_t, neg) + np.where(untouched_neg[:, None], untouched, 0)
-    num_ign = _set_band(anchors, set_t, band_t, ign) + np.where(untouched_ign[:, None], untouched, 0)
+    num_neg = neg_sb + np.where(untouched_neg[:, None], untouched, 0)
+    num_ign = ign_sb + np.where(untouched_ign[:, None], untouched, 0)
 
     pos_gt_np = pos_gt.cpu().numpy().astype(np.int64)
     pos_iou_np = pos_iou_t[pos].cpu().numpy().astype(np.float32)
