@@ -52,3 +52,48 @@ def test_prefilter_prunes_far_pairs_cheaply() -> None:
     keep = atss_mod._may_reach(a_t, g_t, torch.full((5000,), 0.01, dtype=torch.float64), True, False, inter)
     parallel = torch.sin(2 * (a_t[:, 6] - g_t[:, 6]).double()).abs() < atss_mod._PARALLEL_SIN2
     assert bool((keep == parallel).all())  # only the never-pruned nearly parallel pairs survive
+
+
+@pytest.fixture(scope="module")
+def layout_and_frames():
+    from assignaudit.assign.anchors import generate_anchors
+    from assignaudit.config import load_config
+    from assignaudit.sources.open import open_source
+
+    cfg = load_config(None, [("assigner.framework", "atss"), ("assigner.iou", "bev")])
+    anchors = generate_anchors(cfg.anchors)
+    frames = []
+    for i, f in enumerate(open_source().frames()):
+        if i % 3:
+            continue  # 8 of the 24 fixture frames keep the test fast
+        b = f.boxes_lidar
+        pcr = cfg.anchors.point_cloud_range
+        inside = (b[:, 0] > pcr[0]) & (b[:, 0] < pcr[3]) & (b[:, 1] > pcr[1]) & (b[:, 1] < pcr[4])
+        g = torch.as_tensor(b[inside][:, :7], dtype=torch.float32)
+        g = torch.cat([g, torch.tensor([[300.0, 0.0, -1.0, 4.0, 2.0, 1.5, 0.3]])])  # far outside: no pair at all
+        frames.append(g)
+    return anchors, frames
+
+
+def test_grid_pairs_cover_the_index_query_and_give_the_same_assignment(layout_and_frames) -> None:
+    from assignaudit.assign.assigner import _atss_index, _atss_pairs
+
+    anchors, frames = layout_and_frames
+    index = _atss_index(anchors)
+    labels = torch.zeros(0, dtype=torch.int64)
+    for g in frames:
+        labels = torch.zeros(g.shape[0], dtype=torch.int64)
+        q_g, q_a = index.aabb.query(bev_aabb(g, index.aabb_pad), ordered=False)
+        p_g, p_a = _atss_pairs(anchors, g)
+        n = anchors.num_anchors
+        grid = set((p_g * n + p_a).tolist())
+        assert set((q_g * n + q_a).tolist()) <= grid  # a superset of the generic query's pairs
+        assert len(grid) == p_g.numel()  # and no pair twice
+        ref = atss_mod.atss_assign_sets(anchors.boxes, g, labels, 9, index=index, margin_compat=True)
+        new = atss_mod.atss_assign_sets(anchors.boxes, g, labels, 9, index=index, margin_compat=True,
+                                        pairs=(p_g, p_a))
+        for field in ("assigned_gt", "iou", "forced", "candidates", "threshold", "gt_max_iou"):
+            a, b = getattr(ref, field), getattr(new, field)
+            assert torch.equal(a, b) or (a.is_floating_point() and torch.equal(a.isnan(), b.isnan())
+                                         and torch.equal(a.nan_to_num(), b.nan_to_num())), field
+    assert labels.numel() > 10

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from assignaudit import schema
-from assignaudit.assign.anchors import MMDET3D_GENERATORS, Anchors
+from assignaudit.assign.anchors import MMDET3D_GENERATORS, Anchors, rotated_aabb
 from assignaudit.assign.atss import AtssAnchorIndex, atss_assign_sets
 from assignaudit.assign.candidates import candidate_iou, enumerate_candidates, gt_rectangles
 from assignaudit.assign.params import AssignerParams, Framework, IouKind
@@ -509,6 +509,17 @@ def _atss_index(anchors: Anchors) -> AtssAnchorIndex:
     return anchors._cache[key]
 
 
+def _atss_pairs(anchors: Anchors, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(gt, anchor)`` pairs for `atss_assign_sets` from the grid windows of every GT in every combo (ATSS is
+    class-agnostic): the rotated-mode edges are the anchors' float64 AABBs grown by `ROTATED_AABB_MARGIN_M` (2 cm),
+    the GT rectangles likewise, a superset of the index's pairs (rectangles grown by 1.5 cm in float32 with a few
+    ulps). Several times cheaper than the generic AABB query."""
+    rect = rotated_aabb(gt)
+    mask = torch.ones(gt.shape[0], anchors.combo_set.numel(), dtype=torch.bool, device=gt.device)
+    cand_a, cand_g = enumerate_candidates(anchors, rect, "rotated", mask)
+    return cand_g, cand_a
+
+
 def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, params: AssignerParams) -> FrameAssignment:
     k, s_num = gt.shape[0], anchors.num_sets
     nb = len(anchors.bands)
@@ -524,7 +535,8 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
     # One assigner per anchor set, as upstream, all sets in one vectorised call: set s sees its anchors in the
     # layout's flat order restricted to s (upstream's view(-1, 7) / multihead permute) and every GT.
     r = atss_assign_sets(anchors.boxes, gt, gt_set, params.atss_topk, index=_atss_index(anchors),
-                         upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d)
+                         upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d,
+                         pairs=_atss_pairs(anchors, gt))
     assigned_t, iou_t, forced_t = r.assigned_gt, r.iou, r.forced
     set_t = anchors.set_index
     pos = assigned_t >= 0

@@ -396,7 +396,7 @@ def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.
 def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, topk: int = 9, *,
                      anchor_set: torch.Tensor | None = None, index: AtssAnchorIndex | None = None,
                      upstream_quirks: bool = False, margin_compat: bool = False,
-                     iou_3d: bool = False) -> AtssAssignment:
+                     iou_3d: bool = False, pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> AtssAssignment:
     """`atss_assign` for S anchor sets at once: set s's assigner sees the anchors with ``anchor_set == s`` (in
     ascending index order) and every GT; each anchor gets at most one GT.
 
@@ -405,6 +405,10 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
             at least ``topk`` anchors.
         anchor_set: int ``[A]`` in ``0..S-1`` (None: one set). Ignored when ``index`` is given.
         index: ``AtssAnchorIndex.build(anchors, anchor_set, margin_compat=margin_compat)``, to reuse across frames.
+        pairs: ``(gt index, anchor index)`` int64 ``[P]`` each: any superset of the (anchor, GT) pairs whose
+            bounding rectangles grown by ``index.aabb_pad`` overlap (e.g. enumerated from a layout's grid, as
+            `assignaudit.assign.assigner` does); None: the index's AABB query finds them. Extra pairs change
+            nothing (their kernel IoU is 0).
 
     Returns an `AtssAssignment` whose per-GT fields carry a set axis (``threshold [S, K]``, ...). Inputs are not
     modified.
@@ -452,7 +456,7 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     # Every other pair with IoU > 0 has overlapping padded rectangles (as box_iou_bev_sparse). An anchor fixes the
     # set, so (anchor, GT) identifies (anchor, v).
     gt_rect = bev_aabb(gt_boxes, index.aabb_pad)
-    p_g, p_a = index.aabb.query(gt_rect, ordered=False)
+    p_g, p_a = index.aabb.query(gt_rect, ordered=False) if pairs is None else pairs
     p_key = p_a * n_g + p_g
     c_sorted = torch.sort(c_a * n_g + c_g).values  # unique: a set's candidates of one GT are distinct anchors
     is_cand = c_sorted[torch.searchsorted(c_sorted, p_key).clamp_max(c_sorted.numel() - 1)] == p_key
