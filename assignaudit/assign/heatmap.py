@@ -25,8 +25,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from assignaudit.assign.heatmap_params import HeatmapParams, Variant  # noqa: F401  (re-exported)
+from assignaudit.assign.params import HeatmapParams, Variant  # noqa: F401  (defined there: torch-free config)
 from assignaudit.errors import DataError
+
 
 REASON_TRUNCATED = "truncated_max_objs"
 REASON_OUT_OF_MAP = "out_of_map"
@@ -34,8 +35,11 @@ REASON_DEGENERATE = "degenerate_size"
 REASON_COLLISION = "cell_collision"
 
 
+# Parameters: `HeatmapParams` lives in `assignaudit.assign.params` (configs build it without importing torch).
+
+
 # --------------------------------------------------------------------------------------------------------------------
-# Parameters: `HeatmapParams` lives in assignaudit.assign.heatmap_params (torch-free, for the config importers)
+# Results
 # --------------------------------------------------------------------------------------------------------------------
 
 

@@ -118,6 +118,9 @@ def gate(
                                 "and the summary line.")] = False,
 ) -> None:
     """Compare two `count` (and `yaw`) reports per class and band; exit 1 when a rule is violated."""
+    from assignaudit.gate import load_policy, run_gate
+    from assignaudit.gate.render import to_json, write_junit, write_markdown
+
     flags = dict(max_pos_drop=max_pos_drop, max_pos_per_gt_drop=max_pos_per_gt_drop,
                  max_zero_pos_increase=max_zero_pos_increase, fail_on_zero_pos_class=fail_on_zero_pos_class,
                  max_flip_rate=max_flip_rate, max_dup_rate=max_dup_rate, max_aoe_increase=max_aoe_increase,

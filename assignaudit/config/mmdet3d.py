@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from assignaudit.assign.heatmap_params import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )

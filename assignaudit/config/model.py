@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from assignaudit.assign.heatmap_params import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import AnchorLayout, AssignerParams, QueryParams
 from assignaudit.augment.params import AugOp
 

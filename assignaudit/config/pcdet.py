@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from assignaudit.assign.heatmap_params import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import AnchorLayout, AnchorSet, AssignerParams, Framework, IouKind, QueryParams
 from assignaudit.augment.params import (
     AugOp,

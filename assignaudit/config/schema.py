@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from assignaudit.assign.heatmap_params import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
