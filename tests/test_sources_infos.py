@@ -124,8 +124,9 @@ def test_waymo_drops_unknown_and_empty_boxes_and_samples_frames():
     assert sum(len(f) for f in src.frames()) < sum(len(f) for f in plain.frames())
     import dataclasses
 
-    spec = dataclasses.replace(cfg.dataset, options=tuple((k, v) if k != "SAMPLED_INTERVAL" else
-                                                          (k, '{"test": 1, "train": 5}') for k, v in cfg.dataset.options))
+    every5 = '{"test": 1, "train": 5}'
+    spec = dataclasses.replace(cfg.dataset, options=tuple((k, v if k != "SAMPLED_INTERVAL" else every5)
+                                                          for k, v in cfg.dataset.options))
     sampled = open_infos([INFOS / "pcdet_waymo_infos_train.pkl"], config=dataclasses.replace(cfg, dataset=spec))
     assert sampled.sample_tokens() == [r["frame_id"] for r in raw[::5]]
 
@@ -331,7 +332,8 @@ def test_lyft_once_argo2_layouts(tmp_path):
                                       "num_points_in_gt": r["num_lidar_pts"]}} if k % 4 else {})}
                        for k, r in enumerate(recs)],
         "pcdet-argo2": [{"uuid": f"log/{315967376000 + k}", "sample_idx": k, "image": {},
-                         "point_cloud": {"num_features": 3, "velodyne_path": f"training/velodyne/{315967376000 + k}.bin"},
+                         "point_cloud": {"num_features": 3,
+                                         "velodyne_path": f"training/velodyne/{315967376000 + k}.bin"},
                          "annos": {"name": r["gt_names"], "location": r["gt_boxes"][:, :3],
                                    "dimensions": r["gt_boxes"][:, 3:6], "rotation_y": r["gt_boxes"][:, 6],
                                    "num_points_in_gt": r["num_lidar_pts"].astype(np.int32)}}
