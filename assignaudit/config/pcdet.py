@@ -41,8 +41,8 @@ _AUG_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gt_sampling": (
         ("SAMPLE_GROUPS", "PREPARE", "LIMIT_WHOLE_SCENE", "USE_ROAD_PLANE"),
         # Paths and point-cloud plumbing; REMOVE_EXTRA_WIDTH only enlarges the region whose *points* are removed.
-        ("DB_INFO_PATH", "DB_DATA_PATH", "BACKUP_DB_INFO", "NUM_POINT_FEATURES", "DATABASE_WITH_FAKELIDAR",
-         "REMOVE_EXTRA_WIDTH", "USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT"),
+        ("DB_INFO_PATH", "DB_DATA_PATH", "BACKUP_DB_INFO", "NUM_POINT_FEATURES", "DATABASE_WITH_FAKELIDAR", "REMOVE_EXTRA_WIDTH",
+         "USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT"),
     ),
     "random_world_flip": (("ALONG_AXIS_LIST",), ()),
     "random_world_rotation": (("WORLD_ROT_ANGLE",), ()),
