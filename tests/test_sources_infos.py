@@ -406,3 +406,19 @@ def test_forcing_the_format_and_bad_kitti_calib(tmp_path):
     res = _count(tmp_path / "s", "--config", str(PCDET_KITTI), "--infos", str(INFOS / "pcdet_kitti_infos_train.pkl"),
                  "--split", "val")
     assert res.exit_code == 2 and "--split does not apply" in res.output
+
+
+def test_mmdet3d_lyft_layout(tmp_path):
+    obj = pickle.loads((INFOS / "mmdet3d_nuscenes_infos_train.pkl").read_bytes())
+    obj["metainfo"]["dataset"] = "lyft"
+    for rec in obj["data_list"]:
+        for inst in rec["instances"]:
+            for key in ("velocity", "num_lidar_pts", "num_radar_pts", "bbox_3d_isvalid"):
+                inst.pop(key)
+    assert detect_format(obj, "x") == "mmdet3d-lyft"
+    path = tmp_path / "lyft.pkl"
+    path.write_bytes(pickle.dumps(obj))
+    nus = list(open_infos([INFOS / "mmdet3d_nuscenes_infos_train.pkl"]).frames())
+    for a, b in zip(open_infos([path]).frames(), nus):
+        np.testing.assert_array_equal(a.boxes_lidar[:, :7], b.boxes_lidar[:, :7])  # gravity centre, as is
+        assert (a.num_lidar_pts == -1).all() and np.isnan(a.boxes_lidar[:, 7:]).all()
