@@ -10,8 +10,9 @@ mmdetection3d KITTI infos), then for each format measures, best of ``--repeat``:
 * open: ``open_infos`` (restricted unpickling, format detection, validation, every frame built);
 * iterate: ``source.frames()`` over all frames;
 * frames/s = frames / (open + iterate), and the ratio to the bundled nuScenes fixture (its 24 frames, the frames
-  the nuScenes infos are made of) through ``--dataroot`` (nuscenes-devkit table loading + our vectorised extraction), the baseline. The gt_sampling database read from a
-  dbinfos file (``load_database``) is timed too, per entry.
+  the nuScenes infos are made of) through ``--dataroot`` (nuscenes-devkit table loading + our vectorised
+  extraction), the baseline. The gt_sampling database read from a dbinfos file (``load_database``) is timed too,
+  per entry.
 
 Timings on a shared 2-core machine are noisy; compare the ratios, not the absolute numbers.
 """

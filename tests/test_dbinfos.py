@@ -128,3 +128,20 @@ def test_bad_database_files(tmp_path):
     assert res.exit_code == 2 and res.output.startswith("error:") and not (tmp_path / "out").exists()
     with pytest.raises(DataError, match="no gt_sampling"):
         load_database([INFOS / "pcdet_kitti_dbinfos_train.pkl"], no_sampling)
+
+
+def test_mmdet3d_config_finds_infos_and_database_under_data_path(tmp_path):
+    # ann_file 'kitti_infos_train.pkl', db_sampler.info_path 'data/kitti/kitti_dbinfos_train.pkl' (data_root prefix)
+    shutil.copy(INFOS / "mmdet3d_kitti_infos_train.pkl", tmp_path / "kitti_infos_train.pkl")
+    shutil.copy(INFOS / "mmdet3d_kitti_dbinfos_train.pkl", tmp_path / "kitti_dbinfos_train.pkl")
+    res = _count(tmp_path / "out", "--config", str(MM_KITTI), "--data-path", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    _, meta = read_report(tmp_path / "out/summary.parquet")
+    assert meta["dataset"]["kind"] == "mmdet3d_infos"
+    assert meta["gt_database"]["kind"] == "file"
+    assert meta["gt_database"]["files"] == [str(tmp_path / "kitti_dbinfos_train.pkl")]
+    objects, _ = read_report(tmp_path / "out/objects.parquet")
+    raw = pickle.loads((INFOS / "mmdet3d_kitti_dbinfos_train.pkl").read_bytes())
+    pasted = objects[objects.source != "dataset"]
+    for cls, group in pasted.groupby("class"):
+        assert set(group.num_lidar_pts) <= {e["num_points_in_gt"] for e in raw[cls]}

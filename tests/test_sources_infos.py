@@ -124,8 +124,9 @@ def test_waymo_drops_unknown_and_empty_boxes_and_samples_frames():
     assert sum(len(f) for f in src.frames()) < sum(len(f) for f in plain.frames())
     import dataclasses
 
-    spec = dataclasses.replace(cfg.dataset, options=tuple((k, v) if k != "SAMPLED_INTERVAL" else
-                                                          (k, '{"test": 1, "train": 5}') for k, v in cfg.dataset.options))
+    every5 = '{"test": 1, "train": 5}'
+    spec = dataclasses.replace(cfg.dataset, options=tuple((k, v if k != "SAMPLED_INTERVAL" else every5)
+                                                          for k, v in cfg.dataset.options))
     sampled = open_infos([INFOS / "pcdet_waymo_infos_train.pkl"], config=dataclasses.replace(cfg, dataset=spec))
     assert sampled.sample_tokens() == [r["frame_id"] for r in raw[::5]]
 
@@ -331,7 +332,8 @@ def test_lyft_once_argo2_layouts(tmp_path):
                                       "num_points_in_gt": r["num_lidar_pts"]}} if k % 4 else {})}
                        for k, r in enumerate(recs)],
         "pcdet-argo2": [{"uuid": f"log/{315967376000 + k}", "sample_idx": k, "image": {},
-                         "point_cloud": {"num_features": 3, "velodyne_path": f"training/velodyne/{315967376000 + k}.bin"},
+                         "point_cloud": {"num_features": 3,
+                                         "velodyne_path": f"training/velodyne/{315967376000 + k}.bin"},
                          "annos": {"name": r["gt_names"], "location": r["gt_boxes"][:, :3],
                                    "dimensions": r["gt_boxes"][:, 3:6], "rotation_y": r["gt_boxes"][:, 6],
                                    "num_points_in_gt": r["num_lidar_pts"].astype(np.int32)}}
@@ -404,3 +406,19 @@ def test_forcing_the_format_and_bad_kitti_calib(tmp_path):
     res = _count(tmp_path / "s", "--config", str(PCDET_KITTI), "--infos", str(INFOS / "pcdet_kitti_infos_train.pkl"),
                  "--split", "val")
     assert res.exit_code == 2 and "--split does not apply" in res.output
+
+
+def test_mmdet3d_lyft_layout(tmp_path):
+    obj = pickle.loads((INFOS / "mmdet3d_nuscenes_infos_train.pkl").read_bytes())
+    obj["metainfo"]["dataset"] = "lyft"
+    for rec in obj["data_list"]:
+        for inst in rec["instances"]:
+            for key in ("velocity", "num_lidar_pts", "num_radar_pts", "bbox_3d_isvalid"):
+                inst.pop(key)
+    assert detect_format(obj, "x") == "mmdet3d-lyft"
+    path = tmp_path / "lyft.pkl"
+    path.write_bytes(pickle.dumps(obj))
+    nus = list(open_infos([INFOS / "mmdet3d_nuscenes_infos_train.pkl"]).frames())
+    for a, b in zip(open_infos([path]).frames(), nus):
+        np.testing.assert_array_equal(a.boxes_lidar[:, :7], b.boxes_lidar[:, :7])  # gravity centre, as is
+        assert (a.num_lidar_pts == -1).all() and np.isnan(a.boxes_lidar[:, 7:]).all()

@@ -78,7 +78,8 @@ def choose_database(config: "DetectorConfig", db_infos: Sequence[Path] = (), dat
                               "under")
     found = [_find(Path(data_path), n, spec.data_path) for n in spec.db_infos]
     if all(f is not None for f in found):
-        return DatabaseChoice("file", tuple(found), f"the config's database under {data_path}")  # type: ignore[arg-type]
+        paths = tuple(f for f in found if f is not None)
+        return DatabaseChoice("file", paths, f"the config's database under {data_path}")
     missing = next(n for n, f in zip(spec.db_infos, found) if f is None)
     if spec.backup_db_infos and len(spec.db_infos) == 1:
         backup = _find(Path(data_path), spec.backup_db_infos[0], spec.data_path)

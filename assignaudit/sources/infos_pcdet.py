@@ -57,7 +57,8 @@ def get(rec: Any, key: str, where: str, path: str = "") -> Any:
     try:
         return rec[key]
     except KeyError:
-        raise DataError(f"{where}: {path or 'record'} has no key {key!r} (keys: {sorted(map(str, rec))[:12]})") from None
+        keys = sorted(map(str, rec))[:12]
+        raise DataError(f"{where}: {path or 'record'} has no key {key!r} (keys: {keys})") from None
 
 
 def array(value: Any, where: str, what: str, *, dtype=np.float64, shape_tail: tuple[int, ...] | None = None,
@@ -138,7 +139,8 @@ def read_kitti(obj: Any, where: str, *, config: "DetectorConfig | None" = None, 
     frames = []
     for i, rec in enumerate(_records(obj, where)):
         w = f"{where}: record {i}"
-        sample_idx = str(get(get(rec, "point_cloud", where, f"record {i}"), "lidar_idx", where, f"record {i}.point_cloud"))
+        pc = get(rec, "point_cloud", where, f"record {i}")
+        sample_idx = str(get(pc, "lidar_idx", where, f"record {i}.point_cloud"))
         w = f"{where}: frame {sample_idx}"
         calib = get(rec, "calib", where, f"record {i}")
         r0 = matrix(get(calib, "R0_rect", where, f"record {i}.calib"), w, "calib.R0_rect", ((4, 4), (3, 3)))
@@ -256,7 +258,8 @@ def read_once(obj: Any, where: str, *, config: "DetectorConfig | None" = None, d
 def read_argo2(obj: Any, where: str, *, config: "DetectorConfig | None" = None, data_path: Path) -> list[Frame]:
     frames = []
     for i, rec in enumerate(_records(obj, where)):
-        velo = str(get(get(rec, "point_cloud", where, f"record {i}"), "velodyne_path", where, f"record {i}.point_cloud"))
+        pc = get(rec, "point_cloud", where, f"record {i}")
+        velo = str(get(pc, "velodyne_path", where, f"record {i}.point_cloud"))
         fid = velo.split("/")[-1].rstrip(".bin")  # argo2_dataset.py __getitem__'s frame id, rstrip included
         w = f"{where}: frame {fid}"
         annos = get(rec, "annos", where, f"record {i}")
