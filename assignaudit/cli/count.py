@@ -15,6 +15,7 @@ from rich.table import Table
 
 from assignaudit.cli.app import (
     EXTRA_ARGS, SET_HELP, Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt,
+    CacheDirOpt, NoCacheOpt,
     JsonOpt, KittiRootOpt, OutOpt, QuietOpt, SourceArgs, SplitOpt, VersionOpt, app, CFG_OPTIONS_HELP, cli_errors,
     parse_config_overrides,
 )
@@ -45,6 +46,8 @@ def count_cmd(
     data_path: DataPathOpt = None,
     kitti_root: KittiRootOpt = None,
     av2_root: Av2RootOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
     db_infos: Annotated[Optional[list[Path]], typer.Option(
         "--db-infos", help="gt_sampling database info file(s) (OpenPCDet *_dbinfos_*.pkl / mmdet3d dbinfos) to draw "
                            "pasted objects from, instead of the config's DB_INFO_PATH / db_sampler.info_path or the "
@@ -86,7 +89,7 @@ def count_cmd(
 
         cfg = apply_class_map(cfg, class_map)
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
-                        av2_root).open(cfg)
+                        av2_root, not no_cache, cache_dir).open(cfg)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
                            device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()))
     if compare_config is not None:
