@@ -62,6 +62,12 @@ def count_cmd(
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Skip the random augmentation (filters still apply).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (auto = CUDA when available).")] = "auto",
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Stop after this many frames.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", help="Processes counting shards of frames (default: the number of cores); the reports are "
+                          "byte-identical whatever the number (docs/scale.md).", show_default=False)] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="Count the shards as Ray tasks: auto (the running cluster), local (start one here) or the "
+                      "cluster ADDRESS; needs the [ray] extra.", show_default=False)] = None,
     only_summary: Annotated[bool, typer.Option("--only-summary", help="Write only summary.parquet (for baselines).")] = False,
     queries: Annotated[Optional[Path], typer.Option(
         "--queries", help="Query-head dump (.npz / .parquet, docs/query-dumps.md) to replay the Hungarian match; "
@@ -91,7 +97,8 @@ def count_cmd(
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
                         av2_root, not no_cache, cache_dir).open(cfg)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
-                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()))
+                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()),
+                           workers=workers, ray=ray)
     if compare_config is not None:
         from assignaudit.compare_configs import run_compare
 
