@@ -102,12 +102,40 @@ def test_cli_workers_option_gives_the_same_bytes(tmp_path):
     assert outs[0] == outs[1]
 
 
-def test_ray_gives_the_same_bytes(tmp_path):
+class _DieOnce:
+    """A replay whose worker process dies (os._exit) the first time it is used: the Ray task must be retried."""
+
+    def __init__(self, replay, marker: str) -> None:
+        self.replay, self.marker = replay, marker
+
+    def apply(self, frame, replay=0, augment=True):
+        import os
+
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return self.replay.apply(frame, replay, augment=augment)
+
+
+def test_ray_gives_the_same_bytes_and_retries_a_lost_task(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
+    import sys
+
+    from ray import cloudpickle
+
+    import assignaudit.count as count_mod
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the Ray workers cannot import this test module
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serial = _run(tmp_path, "w1", None, workers=1, seed=2)
         on_ray = _run(tmp_path, "ray", None, workers=2, shard_frames=5, seed=2, ray="auto")
         assert on_ray == serial
+        make_replay = count_mod.make_replay
+        marker = tmp_path / "died"
+        monkeypatch.setattr(count_mod, "make_replay",
+                            lambda *a, **k: _DieOnce(make_replay(*a, **k), str(marker)))
+        retried = _run(tmp_path, "ray-retried", None, workers=2, shard_frames=5, seed=2, ray="auto")
+        assert marker.exists() and retried == serial
     finally:
         ray.shutdown()
