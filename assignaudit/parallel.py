@@ -13,9 +13,10 @@ appends the rows shard by shard in frame order, flushing the Parquet row groups 
 run. So the report files are byte-identical whatever the number of workers (tests/test_parallel.py), and memory is
 bounded by the shards in flight (``2 x workers``), not by the number of frames.
 
-Local workers are processes of a ``forkserver`` pool (``spawn`` where there is none) that preloads the counting
-modules once: no fork of a process that has already run OpenMP regions, and no re-import per worker. Each worker runs
-torch with ``cores // workers`` intra-op threads (at least 1). Ray: one task per shard (``max_retries``: a task lost
+Local workers run torch with ``cores // workers`` intra-op threads (at least 1). One-thread workers (the default:
+as many workers as cores) are forked from the driver: nothing is re-imported, and a child that never enters an
+OpenMP region is safe. Workers with several threads come from a ``forkserver`` (``spawn`` where there is none) that
+preloads the counting modules once, because GNU OpenMP's thread pool does not survive a fork. Ray: one task per shard (``max_retries``: a task lost
 with its node is re-run; results are merged in shard order whatever the order they finish in). Query heads replaying
 a dump (float IoU sums per decoder layer) and CUDA devices are counted in one process. See docs/scale.md.
 """
@@ -163,12 +164,27 @@ def _ordered(submit: Callable[[list], Any], result: Callable[[Any], Any], chunks
         yield result(pending.popleft())
 
 
+def start_method(threads: int) -> str:
+    """``fork`` for one-thread workers (instant: nothing re-imported; a forked child that never enters an OpenMP
+    region is safe), else ``forkserver`` (a fresh server that has run no OpenMP region preloads the modules once;
+    GNU OpenMP's thread pool does not survive a fork), else ``spawn``."""
+    methods = mp_start_methods()
+    if threads <= 1 and "fork" in methods:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def mp_start_methods() -> list[str]:
+    import multiprocessing as mp
+
+    return mp.get_all_start_methods()
+
+
 def _local_results(spec: ShardSpec, chunks: Iterator[list], workers: int) -> Iterator[Any]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    ctx = mp.get_context(start_method(spec.threads))
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["assignaudit.count", "assignaudit.parallel"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local,

@@ -46,8 +46,11 @@ def test_reports_are_byte_identical_whatever_the_worker_count(tmp_path, config, 
 def test_three_workers_uneven_shards_and_flushes(tmp_path, monkeypatch):
     # row groups flushed every 5 assigned frames: the sharded run must flush after the same frames
     import assignaudit.count as count_mod
+    import assignaudit.parallel as parallel
 
     monkeypatch.setattr(count_mod, "_FLUSH_EVERY_FRAMES", 5)
+    # the multi-thread workers' start method (a preloading forkserver) instead of fork
+    monkeypatch.setattr(parallel, "start_method", lambda threads: "forkserver")
     serial = _run(tmp_path, "w1", None, workers=1, replays=2)
     three = _run(tmp_path, "w3", None, workers=3, shard_frames=5, replays=2)
     assert three == serial
