@@ -36,8 +36,13 @@ SETTINGS = [
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=range(len(SETTINGS)))
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_batched_equals_per_sample(settings, seed):
+@pytest.mark.parametrize("seed, block, chunk", [(0, 1 << 17, 1 << 21), (1, 130, 7), (2, 50, 1)])
+def test_batched_equals_per_sample(settings, seed, block, chunk, monkeypatch):
+    import assignaudit.yaw.nms as nms_mod
+
+    # small blocks (several samples, or one sample larger than a block) and pair chunks
+    monkeypatch.setattr(nms_mod, "NMS_BLOCK_BOXES", block)
+    monkeypatch.setattr(nms_mod, "NMS_PAIR_CHUNK", chunk)
     boxes, score, sample, cls, order = _clustered(seed)
     want = apply_nms_per_sample(boxes, score, sample, cls, order, settings)
     got = apply_nms(boxes, score, sample, cls, order, settings)

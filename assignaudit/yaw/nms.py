@@ -185,10 +185,6 @@ def apply_nms(boxes_lidar: np.ndarray, score: np.ndarray, sample: np.ndarray, cl
     (sample, or sample x class); and one vectorised greedy pass (`ops.nms.greedy_keep`) decides every group.
     ``pre_max`` / ``post_max`` apply per group, as the per-sample ops apply them.
     """
-    from assignaudit.ops.nms import greedy_keep
-    from assignaudit.ops.pairs import aabb_overlap_pairs
-    from assignaudit.ops.rotated import bev_aabb, box_iou_bev_aligned
-
     n = boxes_lidar.shape[0]
     kept = np.zeros(n, dtype=bool)
     pos = np.empty(n, dtype=np.int64)
@@ -209,34 +205,64 @@ def apply_nms(boxes_lidar: np.ndarray, score: np.ndarray, sample: np.ndarray, cl
     if settings.pre_max:
         rows = rows[_rank_within(group) < settings.pre_max]
         s_id, group = groups(rows)
+    keep = np.zeros(rows.size, dtype=bool)
+    # Blocks of whole samples (bounded memory: pairs and the IoU kernel's intermediates grow with the boxes).
+    cuts = np.r_[0, np.flatnonzero(s_id[1:] != s_id[:-1]) + 1, rows.size]
+    start = 0
     with single_torch_thread():
-        b = torch.as_tensor(boxes_lidar[rows, :7])
-        if settings.nms_type == "rotate":
-            xyxy = bev_aabb(b)
-        else:  # the squares `ops.circle_nms` enumerates its candidates with
-            hw = 0.5 * math.sqrt(settings.circle_radius_sq) * (1 + 1e-4) + 1e-4
-            xyxy = torch.cat((b[:, :2] - hw, b[:, :2] + hw), dim=1)
-        stride = float(xyxy[:, 2].max() - xyxy[:, 0].min()) + 16.0
-        shift = torch.as_tensor(s_id, dtype=xyxy.dtype) * stride
-        shifted = xyxy.clone()
-        shifted[:, 0] += shift
-        shifted[:, 2] += shift
-        ia, ib = aabb_overlap_pairs(shifted, shifted, ordered=False)
-        ia_np, ib_np = ia.numpy(), ib.numpy()
-        fwd = (ia_np < ib_np) & (group[ia_np] == group[ib_np])
-        ia, ib = ia[torch.from_numpy(fwd)], ib[torch.from_numpy(fwd)]
-        if settings.nms_type == "rotate":
-            edge = box_iou_bev_aligned(b[ia], b[ib]) > settings.thresh
-        else:
-            dx = b[ia, 0] - b[ib, 0]
-            dy = b[ia, 1] - b[ib, 1]
-            edge = dx * dx + dy * dy <= settings.circle_radius_sq
-        keep = greedy_keep(rows.size, ia[edge].numpy(), ib[edge].numpy())
+        while start < rows.size:
+            stop = int(cuts[np.searchsorted(cuts, start + NMS_BLOCK_BOXES, side="right") - 1])
+            if stop <= start:  # one sample larger than a block
+                stop = int(cuts[np.searchsorted(cuts, start, side="right")])
+            keep[start:stop] = _block_keep(boxes_lidar[rows[start:stop], :7], s_id[start:stop],
+                                           group[start:stop], settings)
+            start = stop
     k = np.flatnonzero(keep)
     if settings.post_max:
         k = k[_rank_within(group[k]) < settings.post_max]
     kept[rows[k]] = True
     return kept
+
+
+NMS_BLOCK_BOXES = 1 << 17
+"""`apply_nms` handles whole samples in blocks of about this many boxes (one AABB enumeration and greedy pass each)."""
+NMS_PAIR_CHUNK = 1 << 21
+"""IoU kernel calls take at most this many pairs (its intermediates are ~1 kB per pair)."""
+
+
+def _block_keep(boxes: np.ndarray, s_id: np.ndarray, group: np.ndarray, settings: NmsSettings) -> np.ndarray:
+    """Greedy keep mask of one block of rank-ordered boxes (whole samples): shifted AABB candidates, exact edges."""
+    from assignaudit.ops.nms import greedy_keep
+    from assignaudit.ops.pairs import aabb_overlap_pairs
+    from assignaudit.ops.rotated import bev_aabb, box_iou_bev_aligned
+
+    b = torch.as_tensor(boxes)
+    if settings.nms_type == "rotate":
+        xyxy = bev_aabb(b)
+    else:  # the squares `ops.circle_nms` enumerates its candidates with
+        hw = 0.5 * math.sqrt(settings.circle_radius_sq) * (1 + 1e-4) + 1e-4
+        xyxy = torch.cat((b[:, :2] - hw, b[:, :2] + hw), dim=1)
+    stride = float(xyxy[:, 2].max() - xyxy[:, 0].min()) + 16.0
+    shift = torch.as_tensor(s_id - s_id[0], dtype=xyxy.dtype) * stride
+    xyxy[:, 0] += shift
+    xyxy[:, 2] += shift
+    ia, ib = aabb_overlap_pairs(xyxy, xyxy, ordered=False)
+    ia_np, ib_np = ia.numpy(), ib.numpy()
+    fwd = (ia_np < ib_np) & (group[ia_np] == group[ib_np])
+    ia_np, ib_np = ia_np[fwd], ib_np[fwd]
+    del ia, ib, fwd
+    edge = np.empty(ia_np.size, dtype=bool)
+    for lo in range(0, ia_np.size, NMS_PAIR_CHUNK):
+        i = torch.from_numpy(ia_np[lo:lo + NMS_PAIR_CHUNK])
+        j = torch.from_numpy(ib_np[lo:lo + NMS_PAIR_CHUNK])
+        if settings.nms_type == "rotate":
+            e = box_iou_bev_aligned(b[i], b[j]) > settings.thresh
+        else:
+            dx = b[i, 0] - b[j, 0]
+            dy = b[i, 1] - b[j, 1]
+            e = dx * dx + dy * dy <= settings.circle_radius_sq
+        edge[lo:lo + NMS_PAIR_CHUNK] = e.numpy()
+    return greedy_keep(boxes.shape[0], ia_np[edge], ib_np[edge])
 
 
 def _rank_within(group: np.ndarray) -> np.ndarray:
