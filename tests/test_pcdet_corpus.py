@@ -293,3 +293,28 @@ def test_local_rotation_refused_with_velocity_boxes(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match="cannot train"):
         load_config(path)
+
+
+@pytest.mark.parametrize("name", ["kitti_models/pointpillar_newaugs.yaml", "kitti_models/pointpillar_pyramid_aug.yaml",
+                                  "waymo_models/dsvt_voxel.yaml", "once_models/pointpillar.yaml"])
+def test_our_schema_round_trip(name, caplog):
+    """`config show --yaml` of the new ops, per-class NMS and range_filter none loads back to the same config."""
+    from assignaudit.config.schema import config_from_dict, config_to_dict
+
+    caplog.set_level(logging.ERROR)
+    cfg = load_config(TOOLS / "cfgs" / name)
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg), sort_keys=False)), "round-trip",
+                             default_name="x", source="x")
+    assert again.augmentations == cfg.augmentations
+    assert again.post_processing == cfg.post_processing
+    assert again.gt_filters == cfg.gt_filters
+
+
+def test_yaw_asks_for_one_nms_threshold_with_class_specific_nms():
+    from assignaudit.yaw.pipeline import NmsOverrides, resolve_nms
+
+    cfg = load_config(TOOLS / "cfgs" / "waymo_models" / "dsvt_voxel.yaml")
+    with pytest.raises(ConfigError, match=r"per-class NMS thresholds \[0.75, 0.6, 0.55\].*--nms-thresh"):
+        resolve_nms(NmsOverrides(), cfg)
+    settings = resolve_nms(NmsOverrides(thresh=0.6), cfg)
+    assert settings.thresh == 0.6 and not settings.class_agnostic and settings.post_max == 500
