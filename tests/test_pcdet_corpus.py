@@ -257,6 +257,7 @@ def test_waymo_empty_boxes_and_gt_sampling_options_recorded():
     (lambda s, d: s.update(DB_INFO_PATH=["a.pkl", "b.pkl"]), "exactly one DB_INFO_PATH"),
     (lambda s, d: d.update(FILTER_EMPTY_BOXES_FOR_TRAIN=2), "FILTER_EMPTY_BOXES_FOR_TRAIN"),
     (lambda s, d: d.update(DATASET="MyWaymoDataset"), "whether it reads this key is unknown"),
+    (lambda s, d: s.update(DATABASE_WITH_FAKELIDAR=True), "DATABASE_WITH_FAKELIDAR: True makes"),
 ])
 def test_waymo_bad_options(tmp_path, edit, message):
     cfg = raw(TOOLS / "cfgs" / "waymo_models" / "second.yaml")

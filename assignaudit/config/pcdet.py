@@ -318,6 +318,12 @@ def _check_gt_sampling_files(chk: Checker, entry: Mapping, path: str) -> None:
         if isinstance(infos, (list, tuple)) and len(infos) != 1:
             raise chk.error(join(path, "DB_INFO_PATH"), f"BACKUP_DB_INFO needs exactly one DB_INFO_PATH (upstream "
                                                         f"asserts it when falling back), got {len(infos)}")
+    if "DATABASE_WITH_FAKELIDAR" in entry and chk.boolean(entry["DATABASE_WITH_FAKELIDAR"],
+                                                          join(path, "DATABASE_WITH_FAKELIDAR")):
+        # DataBaseSampler.__call__: assert not DATABASE_WITH_FAKELIDAR ('Please use latest codes ...')
+        raise chk.error(join(path, "DATABASE_WITH_FAKELIDAR"), "True makes OpenPCDet's sampler fail an assertion "
+                                                               "on the first frame (regenerate the database); "
+                                                               "this config cannot train")
     for key in ("USE_SHARED_MEMORY", "FILTER_OBJ_POINTS_BY_TIMESTAMP"):
         if key in entry:
             chk.boolean(entry[key], join(path, key))
