@@ -114,7 +114,8 @@ def expected_op(entry: dict):
     if name == "random_local_scaling":
         return LocalScaling(scale_range=pair(entry["LOCAL_SCALE_RANGE"]))
     if name == "random_local_translation":
-        return LocalTranslation(axes=tuple(entry["ALONG_AXIS_LIST"]), offset_range=pair(entry["LOCAL_TRANSLATION_RANGE"]))
+        return LocalTranslation(axes=tuple(entry["ALONG_AXIS_LIST"]),
+                                offset_range=pair(entry["LOCAL_TRANSLATION_RANGE"]))
     if name == "random_local_frustum_dropout":
         return LocalFrustumDropout(directions=tuple(entry["DIRECTION"]), intensity_range=pair(entry["INTENSITY_RANGE"]))
     if name == "random_local_pyramid_aug":

@@ -9,8 +9,10 @@ directory, then against the nearest ancestor directory that contains ``cfgs/`` (
 the working directory.
 
 Then only the keys that change target assignment are read (anchor heads with AxisAligned or ATSS, CenterHead,
-TransFusionHead); everything else (backbones, losses, BOX_CODER, optimiser, ...) is ignored. A key that *would* change assignment and that assignaudit does not reproduce is a
-`ConfigError` naming it, never silently dropped. Decisions for the borderline keys are in docs/config.md.
+TransFusionHead; the augmentation queue, local per-object ops included; the GT filter of the ``DATASET`` class);
+everything else (backbones, losses, BOX_CODER, optimiser, ...) is ignored. A key that *would* change assignment and
+that assignaudit does not reproduce is a `ConfigError` naming it, never silently dropped. Decisions for the
+borderline keys, and the shipped configs that remain refused with the reason per family, are in docs/config.md.
 """
 
 from __future__ import annotations
