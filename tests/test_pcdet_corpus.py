@@ -55,6 +55,8 @@ GT_FILTER = {
     "NuScenesDataset": ((), lambda d: 0 if not d.get("FILTER_MIN_POINTS_IN_GT") else
                         (1 if d["FILTER_MIN_POINTS_IN_GT"] is True else d["FILTER_MIN_POINTS_IN_GT"])),
     "WaymoDataset": (("unknown",), lambda d: 1 if d.get("FILTER_EMPTY_BOXES_FOR_TRAIN", False) else 0),
+    "KittiDataset": (("DontCare",), lambda d: 0),
+    "CustomDataset": (("DontCare",), lambda d: 0),
 }
 
 

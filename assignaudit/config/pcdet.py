@@ -584,17 +584,17 @@ def _transfusion_post(chk: Checker, head: Mapping, head_path: str) -> PostProces
 # nuscenes_dataset.py: `if cfg.get('FILTER_MIN_POINTS_IN_GT', False): keep num_lidar_pts > value - 1`;
 # waymo_dataset.py: drop_info_with_name('unknown'), then `if training and cfg.get('FILTER_EMPTY_BOXES_FOR_TRAIN',
 # False): keep num_points_in_gt > 0`; lyft_dataset.py, once_dataset.py, argo2_dataset.py, pandaset_dataset.py read
-# neither (a FILTER_MIN_POINTS_IN_GT in lyft_dataset.yaml is dead: 0, not 1). KITTI / custom drop DontCare, which
-# the KITTI source already leaves out of its frames.
+# neither (a FILTER_MIN_POINTS_IN_GT in lyft_dataset.yaml is dead: 0, not 1). kitti_dataset.py / custom_dataset.py
+# drop_info_with_name('DontCare') (the raw KITTI source already leaves them out; info files may hold them).
 _DATASET_GT_FILTER: dict[str, tuple[tuple[str, ...], str | None]] = {
     "NuScenesDataset": ((), "FILTER_MIN_POINTS_IN_GT"),
     "WaymoDataset": (("unknown",), "FILTER_EMPTY_BOXES_FOR_TRAIN"),
     "LyftDataset": ((), None),
-    "KittiDataset": ((), None),
+    "KittiDataset": (("DontCare",), None),
     "ONCEDataset": ((), None),
     "Argo2Dataset": ((), None),
     "PandasetDataset": ((), None),
-    "CustomDataset": ((), None),
+    "CustomDataset": (("DontCare",), None),
 }
 _GT_FILTER_KEYS = ("FILTER_MIN_POINTS_IN_GT", "FILTER_EMPTY_BOXES_FOR_TRAIN")
 
