@@ -322,3 +322,16 @@ def test_yaw_asks_for_one_nms_threshold_with_class_specific_nms():
         resolve_nms(NmsOverrides(), cfg)
     settings = resolve_nms(NmsOverrides(thresh=0.6), cfg)
     assert settings.thresh == 0.6 and not settings.class_agnostic and settings.post_max == 500
+
+
+def test_repeated_gt_sampling_classes_follow_the_sampler_dicts(tmp_path):
+    """SAMPLE_GROUPS fills a dict (first position, last count); filter_by_min_points filters in turn (largest n)."""
+    cfg = raw(TOOLS / "cfgs" / "waymo_models" / "second.yaml")
+    entry = cfg["DATA_CONFIG"]["DATA_AUGMENTOR"]["AUG_CONFIG_LIST"][0]
+    entry["SAMPLE_GROUPS"] = ["Vehicle:15", "Pedestrian:10", "Vehicle:3"]
+    entry["PREPARE"]["filter_by_min_points"] = ["Vehicle:5", "Vehicle:2", "Cyclist:4"]
+    path = tmp_path / "dup.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    op = load_config(path).augmentations[0]
+    assert op.sample_groups == (("Vehicle", 3), ("Pedestrian", 10))
+    assert op.min_points == (("Vehicle", 5), ("Cyclist", 4))

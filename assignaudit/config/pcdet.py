@@ -195,6 +195,14 @@ def _class_count_strings(chk: Checker, value: Any, path: str) -> tuple[tuple[str
     return tuple(out)
 
 
+def _dedupe(pairs: tuple[tuple[str, int], ...], *, last: bool) -> tuple[tuple[str, int], ...]:
+    """One entry per class in first-appearance order: the last count (``last``) or the largest."""
+    out: dict[str, int] = {}
+    for name, n in pairs:
+        out[name] = n if last or name not in out else max(out[name], n)
+    return tuple(out.items())
+
+
 def _check_entry_keys(chk: Checker, entry: Mapping, path: str, name: str, used: tuple[str, ...],
                       ignored: tuple[str, ...]) -> None:
     for key in entry:
@@ -268,10 +276,12 @@ def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool, data: M
                 raise chk.error(join(join(path, "PREPARE"), str(key)),
                                 f"database filter not supported (supported: {', '.join(_PREPARE_KEYS)})")
         return GTSampling(
-            sample_groups=_class_count_strings(chk, chk.required(entry, "SAMPLE_GROUPS", path),
-                                               join(path, "SAMPLE_GROUPS")),
-            min_points=_class_count_strings(chk, prepare.get("filter_by_min_points", []),
-                                            join(join(path, "PREPARE"), "filter_by_min_points")),
+            # DataBaseSampler.__init__ fills dicts: a repeated class keeps its first position and its last count.
+            sample_groups=_dedupe(_class_count_strings(chk, chk.required(entry, "SAMPLE_GROUPS", path),
+                                                       join(path, "SAMPLE_GROUPS")), last=True),
+            # filter_by_min_points applies each 'class:n' in turn: a repeated class ends with the largest n.
+            min_points=_dedupe(_class_count_strings(chk, prepare.get("filter_by_min_points", []),
+                                                    join(join(path, "PREPARE"), "filter_by_min_points")), last=False),
             # DataBaseSampler: sampler_cfg.get('LIMIT_WHOLE_SCENE', False)
             limit_whole_scene=chk.boolean(entry.get("LIMIT_WHOLE_SCENE", False), join(path, "LIMIT_WHOLE_SCENE")),
             filter_by_difficulty=tuple(
