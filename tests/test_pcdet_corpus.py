@@ -335,3 +335,39 @@ def test_repeated_gt_sampling_classes_follow_the_sampler_dicts(tmp_path):
     op = load_config(path).augmentations[0]
     assert op.sample_groups == (("Vehicle", 3), ("Pedestrian", 10))
     assert op.min_points == (("Vehicle", 5), ("Cyclist", 4))
+
+
+# One shipped config per newly loading family, counted on a small box table of its dataset's classes.
+COUNT_SMOKE = {
+    "waymo_models/second.yaml": ["Vehicle", "Pedestrian", "Cyclist", "unknown"],
+    "waymo_models/dsvt_pillar.yaml": ["Vehicle", "Pedestrian", "Cyclist"],
+    "kitti_models/pointpillar_newaugs.yaml": ["Car", "Pedestrian", "Cyclist", "DontCare"],
+    "once_models/pointpillar.yaml": ["Car", "Bus", "Truck", "Pedestrian", "Cyclist"],
+}
+
+
+@pytest.mark.parametrize("name", COUNT_SMOKE, ids=str)
+def test_count_runs_on_matching_classes(name, tmp_path):
+    import numpy as np
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from assignaudit.cli import app
+
+    classes = COUNT_SMOKE[name]
+    rng = np.random.default_rng(0)
+    rows = []
+    for f in range(2):
+        for i in range(8):
+            rows.append({"frame_id": f"f{f}", "class": classes[i % len(classes)], "x": rng.uniform(-45, 45),
+                         "y": rng.uniform(-35, 35), "z": -0.5, "dx": 3.9, "dy": 1.7, "dz": 1.5,
+                         "yaw": rng.uniform(-3, 3), "num_lidar_pts": int(rng.integers(0, 40))})
+    table = tmp_path / "boxes.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["count", "--quiet", "--config", str(TOOLS / "cfgs" / name), "--boxes",
+                                      str(table), "--replays", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    objects = pd.read_parquet(out / "objects.parquet")
+    assert len(objects) > 0
+    assert not set(objects["class"]) & {"unknown", "DontCare"}  # dropped by the dataset class, never counted
