@@ -84,6 +84,8 @@ class CountOptions:
     max_frames: int | None = None
     db_infos: tuple[Path, ...] = ()
     """``--db-infos``: gt_sampling database info files to paste from (empty: the config's, else rebuilt)."""
+    quality: Any = None
+    """``--quality``: an `assignaudit.quality.QualityOptions` to add the positives' regression view (None: off)."""
 
     def __post_init__(self) -> None:
         if self.replays < 1:
@@ -243,7 +245,8 @@ class FrameCounter:
     """
 
     def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device, *, query_dump=None,
-                 objects_buf: "_RowBuffer | None" = None, frames_buf: "_RowBuffer | None" = None) -> None:
+                 objects_buf: "_RowBuffer | None" = None, frames_buf: "_RowBuffer | None" = None,
+                 quality=None) -> None:
         self.config = config
         self.bands = bands
         self.class_names = tuple(config.class_names)
@@ -254,6 +257,13 @@ class FrameCounter:
         self._band_names = np.array(bands.names, dtype=object)
         self.num_assigned = 0
         self.num_skipped = 0
+        self.device = device
+        self.quality = None
+        if quality is not None:  # count --quality (assignaudit/quality.py)
+            from assignaudit.quality import QualityTally
+
+            self.quality = QualityTally(self.class_names, bands, quality)
+            self.tally.collect_positives = True
 
     def add(self, aug: AugmentedFrame, replay: int) -> bool:
         if len(aug.boxes) == 0:
@@ -264,6 +274,9 @@ class FrameCounter:
         gt_class = np.array([self.class_index[c] for c in aug.class_name], dtype=np.int64)  # [K], K names per frame
         gtb = GTBands(gt_class, np.hypot(boxes[:, 0], boxes[:, 1]), self.bands, len(self.class_names))
         ft = self.tally.add_frame(boxes, aug.class_name, gtb, aug.sample_token)
+        if self.quality is not None:
+            self.quality.add(ft.positives, torch.as_tensor(boxes[:, :7], dtype=torch.float32, device=self.device),
+                             gtb.gt_class, gtb.gt_band)
         if self.frames_buf is not None and self.frames_buf.path is not None:
             num_c = len(self.class_names)
             self.frames_buf.append(
@@ -286,11 +299,32 @@ class FrameCounter:
         return True
 
     def summary(self) -> pd.DataFrame:
-        return summary_frame(self.tally.tallies, self.class_names, self.bands, self.tally.nan_columns())
+        table = summary_frame(self.tally.tallies, self.class_names, self.bands, self.tally.nan_columns())
+        if self.quality is not None:
+            table = table.assign(**self.quality.summary_columns())
+        return table
+
+    def summary_schema(self) -> pa.Schema:
+        if self.quality is None:
+            return SUMMARY_SCHEMA
+        from assignaudit.quality import SUMMARY_QUALITY_SCHEMA
+
+        return pa.schema(list(SUMMARY_SCHEMA) + list(SUMMARY_QUALITY_SCHEMA))
+
+    def extra_reports(self) -> dict[str, tuple[pd.DataFrame, pa.Schema]]:
+        extra = dict(self.tally.extra_reports())
+        if self.quality is not None:
+            from assignaudit.quality import QUALITY_SCHEMA
+
+            extra[schema.QUALITY_FILE] = (self.quality.histogram_frame(), QUALITY_SCHEMA)
+        return extra
 
     def metadata(self) -> dict[str, Any]:
         """``head``, ``framework`` and the family's counting semantics (see docs/count-families.md)."""
-        return {"head": self.config.head, "framework": self.config.framework, **self.tally.metadata()}
+        meta = {"head": self.config.head, "framework": self.config.framework, **self.tally.metadata()}
+        if self.quality is not None:
+            meta.update(self.quality.metadata(self.config.head))
+        return meta
 
 
 def run_count(
@@ -331,7 +365,7 @@ def run_count(
         dump_meta = {"augment_requested": augment, "replays_requested": replays, "augment_note": QUERY_DUMP_NOTE}
         augment, replays = False, 1
 
-    counter = FrameCounter(config, bands, device, query_dump=dump)
+    counter = FrameCounter(config, bands, device, query_dump=dump, quality=options.quality)
     total_frames = min(len(source), options.max_frames or len(source))
     if dump is not None:
         tokens = list(source.sample_tokens())[:total_frames]
@@ -386,7 +420,7 @@ def run_count(
         metadata["num_frames_assigned"] = counter.num_assigned
         metadata["num_frames_skipped_empty"] = counter.num_skipped
         summary = counter.summary()
-        extra = counter.tally.extra_reports()
+        extra = counter.extra_reports()
         written: list[Path] = []
         if out_dir is not None:
             for buf in (objects_buf, frames_buf):
@@ -394,7 +428,7 @@ def run_count(
                 if p is not None:
                     written.append(p)
             written.append(write_parquet(Path(out_dir) / schema.SUMMARY_FILE, summary, metadata,
-                                         schema=SUMMARY_SCHEMA))
+                                         schema=counter.summary_schema()))
             if not only_summary:
                 for name, (table, table_schema) in extra.items():
                     written.append(write_parquet(Path(out_dir) / name, table, metadata, schema=table_schema))

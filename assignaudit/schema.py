@@ -43,6 +43,13 @@ LAYERS_FILE: Final = "layers.parquet"  # query heads: per class and decoder laye
 LAYERS_COLUMNS: Final = ("class", "layer", "num_gt", "num_matched", "num_useless", "frac_useless", "mean_matched_iou")
 RADIUS_FILE: Final = "radius.parquet"  # heatmap heads: Gaussian radius histogram of drawn GT, per class and band
 RADIUS_COLUMNS: Final = ("class", "band", "radius_cells", "num_gt")
+# `count --quality` (assignaudit/quality.py): summary columns appended after the extra ones, and a histogram report.
+SUMMARY_QUALITY_COLUMNS: Final = (
+    "num_pos_quality", "iou_bev_p50", "iou_3d_p50", "num_pos_low_iou", "num_pos_beyond_beta", "loss_iou_sum",
+    "loss_eiou_sum", "loss_eiou_3d_sum", "focal_eiou_sum", "low_quality_share", "low_quality_share_focal",
+)
+QUALITY_FILE: Final = "quality.parquet"
+QUALITY_COLUMNS: Final = ("class", "band", "quantity", "bin_lo", "bin_hi", "count")
 COMPARE_FILE: Final = "compare.parquet"
 COMPARE_METRICS: Final = (
     "num_gt", "num_pos", "pos_per_gt", "num_gt_zero_pos", "frac_gt_zero_pos", "num_neg", "num_ignore",

@@ -46,6 +46,8 @@ class FrameAssignment:
     """int64 ``[S, B]``: ignored anchors per anchor set and band of the anchor centre."""
     num_candidates: int = 0
     """Anchor-GT pairs whose IoU was evaluated (diagnostics)."""
+    pos_anchor_index: np.ndarray | None = None
+    """int64 ``[P]``: flat anchor index of each positive, aligned with ``pos_gt_index`` (`count --quality`)."""
 
     @property
     def num_pos(self) -> int:

@@ -70,11 +70,24 @@ def count_cmd(
         "--compare-pipeline", help="With --compare-config. a: both configs see the frames replayed once through "
                                    "--config's augmentation (default); own: each replays its own augmentation with "
                                    "the same seed.")] = None,
+    quality: Annotated[bool, typer.Option(
+        "--quality", help="Regression view of every positive (IoU, residuals, L_IoU / L_EIoU / Focal-EIoU, "
+                          "low-quality share; docs/count-families.md): summary columns and quality.parquet.")] = False,
+    quality_gamma: Annotated[float, typer.Option("--quality-gamma", help="Focal-EIoU gamma (weight IoU^gamma).")] = 0.5,
+    quality_low_iou: Annotated[float, typer.Option(
+        "--quality-low-iou", help="Positives with BEV IoU below this are low quality.")] = 0.5,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     from assignaudit.bands import Bands
     from assignaudit.count import CountOptions
+    from assignaudit.quality import QualityOptions
+
+    q_opts = QualityOptions(gamma=quality_gamma, low_iou=quality_low_iou) if quality else None
+    if quality and compare_config is not None:
+        from assignaudit.errors import ConfigError
+
+        raise ConfigError("--quality cannot be combined with --compare-config (run count --quality on each config)")
 
     from assignaudit.config import load_config
 
@@ -88,7 +101,7 @@ def count_cmd(
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
                         av2_root).open(cfg)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
-                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()))
+                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()), quality=q_opts)
     if compare_config is not None:
         from assignaudit.compare_configs import run_compare
 
@@ -119,6 +132,8 @@ def count_cmd(
                    "written": [str(p) for p in result.written]}
         if "layers.parquet" in result.extra:
             payload["layers"] = json.loads(result.extra["layers.parquet"].to_json(orient="records"))
+        if result.metadata.get("quality") is not None:
+            payload["quality"] = result.metadata["quality"]
         typer.echo(json.dumps(payload, indent=2))
         return
     _render(result, cfg.class_names)
@@ -167,6 +182,10 @@ _FAMILY_COLUMNS = {
     "query": (("unmatched q", "num_neg", "{:,.0f}"), ("useless", "num_gt_useless", "{:.0f}"),
               ("IoU p50", "iou_pos_p50", "{:.2f}")),
 }
+# With --quality (band `all`): the low-quality share of L_EIoU / Focal-EIoU and the median positive BEV IoU.
+_QUALITY_COLUMNS = (("low-q share", "low_quality_share", "{:.1%}"), ("low-q focal", "low_quality_share_focal",
+                                                                     "{:.1%}"),
+                    ("pos IoU p50", "iou_bev_p50", "{:.2f}"))
 _UNIT = {"anchor": "anchors", "center": "heatmap cells", "query": "queries"}
 
 
@@ -186,6 +205,8 @@ def _render(result, class_names) -> None:
     for b in bands:
         table.add_column(b, justify="right")
     extra = _FAMILY_COLUMNS.get(head, _FAMILY_COLUMNS["anchor"])
+    if meta.get("quality") is not None:
+        extra = extra + _QUALITY_COLUMNS
     for title, _, _ in extra:
         table.add_column(title, justify="right")
     by = summary.set_index(["class", "band"])
@@ -217,6 +238,10 @@ def _render(result, class_names) -> None:
                       "Q - K in band 'all'; pass --queries DUMP to replay the match[/]")
     if meta.get("augment_note"):
         console.print(f"[yellow]{meta['augment_note']}[/]")
+    if meta.get("quality") is not None:
+        q = meta["quality"]
+        console.print(f"quality: low-q = share of L_EIoU (and of Focal-EIoU, gamma {q['gamma']}) from positives with "
+                      f"BEV IoU < {q['low_iou']}; reference box: {q['reference_box']} (quality.parquet)")
     for w in meta.get("heatmap_warnings") or ():
         console.print(f"[yellow]warning: {w}[/]")
     if meta.get("num_frames_skipped_empty"):

@@ -32,6 +32,7 @@ from assignaudit.tally.base import FrameTally, GTBands, Tallies, add_iou_hist, a
 
 class AnchorTally:
     head = "anchor"
+    collect_positives = False  # count --quality: hand back each positive's anchor (FrameTally.positives)
 
     def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device) -> None:
         if config.anchors is None or config.assigner is None:
@@ -80,7 +81,14 @@ class AnchorTally:
         add_per_band(t.num_neg, neg_cb)
         add_per_band(t.num_ignore, ign_cb)
 
+        positives = None
+        if self.collect_positives and res.pos_anchor_index is not None:
+            from assignaudit.quality import Positives
+
+            idx = torch.as_tensor(res.pos_anchor_index, device=self.anchors.boxes.device)
+            positives = Positives(self.anchors.boxes.index_select(0, idx), np.asarray(res.pos_gt_index, np.int64))
         return FrameTally(
+            positives=positives,
             gt_num_pos=np.asarray(res.gt_num_pos, np.int64),
             gt_num_forced=np.asarray(res.gt_num_forced, np.int64),
             gt_max_iou=np.asarray(res.gt_max_iou, np.float32),
