@@ -28,6 +28,9 @@ REASON_CELL_COLLISION: Final = "cell_collision"  # drawn, but an earlier GT of i
 REASON_TRUNCATED_MAX_OBJS: Final = "truncated_max_objs"  # beyond NUM_MAX_OBJS / max_objs in the head's order
 REASON_OUT_OF_MAP: Final = "out_of_map"  # mmdet3d: integer centre cell outside the feature map, skipped
 REASON_DEGENERATE_SIZE: Final = "degenerate_size"  # dx or dy <= 0 in cells: skipped
+# FCOS-style point heads (assign/fcos.py)
+REASON_NO_POINT_INSIDE: Final = "no_point_inside"  # no feature-map location inside its (centre) region, any level
+REASON_OUTSIDE_REGRESS_RANGES: Final = "outside_regress_ranges"  # inside on some level, never in its range
 # Query heads (Hungarian replay)
 REASON_UNMATCHED: Final = "unmatched"  # more GT than queries: no query left for it
 
