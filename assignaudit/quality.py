@@ -350,6 +350,7 @@ class QualityTally:
             "center": "the box decoded at the slot's centre cell with zero offset and the GT's own z, size and yaw "
                       "(every regression slot, cell collisions included)",
             "query": "the decoded box of the query matched in the last decoder layer",
+            "fcos": "the box centred at the positive location with the GT's own z, size and yaw",
         }.get(family, "none")
         return {"quality": {
             "gamma": self.options.gamma, "low_iou": self.options.low_iou, "smooth_l1_beta": self.options.beta,

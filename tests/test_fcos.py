@@ -129,3 +129,93 @@ def test_fcos_refusals():
 
     with pytest.raises(DataError):
         fcos_assign(torch.zeros((2, 5)), params())
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Config, count, refusals of configs that would need an unsupported variant
+# ------------------------------------------------------------------------------------------------------------------
+
+FCOS_YAML = """\
+assignaudit: 1
+name: fcos-bev
+head: fcos
+class_names: [car, truck, construction_vehicle, bus, trailer, barrier, motorcycle, bicycle, pedestrian, traffic_cone]
+point_cloud_range: [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
+voxel_size: [0.2, 0.2, 8.0]
+fcos:
+  variant: mmdet
+  strides: [4, 8, 16]
+  regress_ranges: [[-1, 4.0], [4.0, 8.0], [8.0, null]]
+  center_sampling: true
+"""
+
+
+def test_fcos_yaml_config_round_trip(tmp_path):
+    from assignaudit.config import load_config
+    from assignaudit.config.schema import config_from_dict, config_to_dict
+
+    path = tmp_path / "fcos.yaml"
+    path.write_text(FCOS_YAML)
+    cfg = load_config(path)
+    assert cfg.head == "fcos" and cfg.fcos.strides == (4, 8, 16) and cfg.fcos.regress_ranges[2] == (8.0, math.inf)
+    assert cfg.fcos.sampling and cfg.fcos.map_sizes == ((128, 128), (64, 64), (32, 32))
+    back = config_from_dict(config_to_dict(cfg), "round trip", default_name=cfg.name, source=cfg.source)
+    assert back == cfg
+    for bad, msg in [("  strides: [4, 8]\n", "regress_ranges"), ("  variant: fcaf3d\n", "variant"),
+                     ("  box_frame: obb\n", "box_frame"), ("  extra: 1\n", "unknown key")]:
+        key = bad.split(":")[0].strip()
+        text = "\n".join(ln for ln in FCOS_YAML.splitlines() if not ln.strip().startswith(key + ":")) + "\n" + bad
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=msg):
+            load_config(path)
+
+
+def test_fcos_count_matches_direct_assignment(tmp_path):
+    import dataclasses
+
+    from assignaudit.augment.replay import AugmentationReplay
+    from assignaudit.bands import ALL_BANDS
+    from assignaudit.config import load_config
+    from assignaudit.count import CountOptions, run_count
+    from assignaudit.sources.open import open_source
+
+    path = tmp_path / "fcos.yaml"
+    path.write_text(FCOS_YAML)
+    cfg = load_config(path)
+    res = run_count(cfg, open_source(), CountOptions(augment=False, max_frames=3, device="cpu"), tmp_path / "o")
+    a = res.summary[res.summary.band == ALL_BANDS].set_index("class")
+    replay = AugmentationReplay(dataclasses.replace(cfg, augmentations=()), None, seed=0)
+    pos = {c: 0 for c in cfg.class_names}
+    zero = {c: 0 for c in cfg.class_names}
+    neg = 0
+    for i, fr in enumerate(open_source().frames()):
+        if i >= 3:
+            break
+        aug = replay.apply(fr, 0, augment=False)
+        r = fcos_assign(torch.tensor(aug.boxes[:, :7]), cfg.fcos)
+        for c, n in zip(aug.class_name, r.gt_num_pos):
+            pos[c] += int(n)
+            zero[c] += int(n == 0)
+        neg += cfg.fcos.num_points - len(r.pos_point)
+    assert a.num_pos.to_dict() == pos and a.num_gt_zero_pos.to_dict() == zero
+    assert (a.num_neg == neg).all() and res.metadata["counting"]["family"] == "fcos"
+    from assignaudit.report import read_report
+
+    o, _ = read_report(tmp_path / "o" / "objects.parquet")
+    assigned = o[o.band.notna()]  # rows of GT that reached the assigner (filtered GT are ledgered too)
+    assert set(assigned.zero_pos_reason.dropna()) <= {schema.REASON_TAKEN, schema.REASON_NO_POINT_INSIDE,
+                                                       schema.REASON_OUTSIDE_REGRESS_RANGES}
+    assert len(assigned.zero_pos_reason.dropna()) == sum(zero.values())
+
+
+@pytest.mark.parametrize("head", ["FCOSMono3DHead", "FCAF3DHead"])
+def test_mmdet3d_fcos_like_heads_are_refused_with_a_reason(head):
+    pytest.importorskip("mmengine")
+    from pathlib import Path
+
+    from assignaudit.config import load_config
+
+    pp = (Path(__file__).parent / "data" / "mmdet3d" / "configs" / "pointpillars"
+          / "pointpillars_hv_secfpn_sbn-all_8xb4-2x_nus-3d.py")
+    with pytest.raises(ConfigError, match=rf"'{head}' is not supported: it .*(image|top-k)"):
+        load_config(pp, cfg_options=[f"model.pts_bbox_head.type={head}"])

@@ -186,7 +186,8 @@ _FAMILY_COLUMNS = {
 _QUALITY_COLUMNS = (("low-q share", "low_quality_share", "{:.1%}"), ("low-q focal", "low_quality_share_focal",
                                                                      "{:.1%}"),
                     ("pos IoU p50", "iou_bev_p50", "{:.2f}"))
-_UNIT = {"anchor": "anchors", "center": "heatmap cells", "query": "queries"}
+_FAMILY_COLUMNS["fcos"] = (("neg points", "num_neg", "{:,.0f}"),)
+_UNIT = {"anchor": "anchors", "center": "heatmap cells", "query": "queries", "fcos": "points"}
 
 
 def _render(result, class_names) -> None:
