@@ -85,6 +85,8 @@ class CountOptions:
     db_infos: tuple[Path, ...] = ()
     """``--db-infos``: gt_sampling database info files to paste from (empty: the config's, else rebuilt)."""
     quality: Any = None
+    paa: Any = None
+    """``--paa``: an `assignaudit.assign.paa.PaaOptions` (anchor heads): PAA re-assignment (None: off)."""
     """``--quality``: an `assignaudit.quality.QualityOptions` to add the positives' regression view (None: off)."""
 
     def __post_init__(self) -> None:
@@ -246,7 +248,7 @@ class FrameCounter:
 
     def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device, *, query_dump=None,
                  objects_buf: "_RowBuffer | None" = None, frames_buf: "_RowBuffer | None" = None,
-                 quality=None) -> None:
+                 quality=None, paa=None) -> None:
         self.config = config
         self.bands = bands
         self.class_names = tuple(config.class_names)
@@ -258,6 +260,10 @@ class FrameCounter:
         self.num_assigned = 0
         self.num_skipped = 0
         self.device = device
+        if paa is not None:
+            if not hasattr(self.tally, "enable_paa"):
+                raise ConfigError(f"--paa is for anchor heads; config {config.name!r} has head {config.head!r}")
+            self.tally.enable_paa(paa)
         self.quality = None
         if quality is not None:  # count --quality (assignaudit/quality.py)
             from assignaudit.quality import QualityTally
@@ -357,16 +363,27 @@ def run_count(
         dump = load_query_dump(query_dump)
     augment, replays = options.augment, options.replays
     dump_meta: dict[str, Any] = {}
-    if dump is not None:
+    paa_dump = options.paa is not None and options.paa.scores is not None
+    if dump is not None or paa_dump:
+        note = QUERY_DUMP_NOTE if dump is not None else QUERY_DUMP_NOTE.replace("a query dump holds the decoder "
+                                                                               "outputs", "a PAA score dump holds the "
+                                                                               "per-anchor losses")
         asked = [f for f, on in (("augmentation", augment and bool(config.augmentations)),
                                  (f"--replays {replays}", replays > 1)) if on]
         if asked:
-            log.warning("query dump given: %s ignored (%s)", " and ".join(asked), QUERY_DUMP_NOTE)
-        dump_meta = {"augment_requested": augment, "replays_requested": replays, "augment_note": QUERY_DUMP_NOTE}
+            log.warning("%s dump given: %s ignored (%s)", "query" if dump is not None else "PAA score",
+                        " and ".join(asked), note)
+        dump_meta = {"augment_requested": augment, "replays_requested": replays, "augment_note": note}
         augment, replays = False, 1
 
-    counter = FrameCounter(config, bands, device, query_dump=dump, quality=options.quality)
+    counter = FrameCounter(config, bands, device, query_dump=dump, quality=options.quality, paa=options.paa)
     total_frames = min(len(source), options.max_frames or len(source))
+    if options.paa is not None and options.paa.scores is not None:
+        tokens = list(source.sample_tokens())[:total_frames]
+        missing = [t for t in tokens if t not in options.paa.scores.index]
+        if missing:
+            raise DataError(f"PAA score dump {options.paa.scores.path}: no entry for sample_token {missing[0]!r} "
+                            f"({len(missing)} of {len(tokens)} frame(s) to count are missing)")
     if dump is not None:
         tokens = list(source.sample_tokens())[:total_frames]
         missing = counter.tally.missing_tokens(tokens)

@@ -31,6 +31,9 @@ REASON_DEGENERATE_SIZE: Final = "degenerate_size"  # dx or dy <= 0 in cells: ski
 # FCOS-style point heads (assign/fcos.py)
 REASON_NO_POINT_INSIDE: Final = "no_point_inside"  # no feature-map location inside its (centre) region, any level
 REASON_OUTSIDE_REGRESS_RANGES: Final = "outside_regress_ranges"  # inside on some level, never in its range
+# PAA re-assignment (assign/paa.py): the GT had initial positives but PAA kept none
+REASON_PAA_TOO_FEW: Final = "paa_too_few_candidates"  # < 2 candidates: no GMM, every initial positive dropped
+REASON_PAA_BACKGROUND: Final = "paa_background_component"  # the GMM put every candidate in the other component
 # Query heads (Hungarian replay)
 REASON_UNMATCHED: Final = "unmatched"  # more GT than queries: no query left for it
 

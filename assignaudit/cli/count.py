@@ -76,6 +76,16 @@ def count_cmd(
     quality_gamma: Annotated[float, typer.Option("--quality-gamma", help="Focal-EIoU gamma (weight IoU^gamma).")] = 0.5,
     quality_low_iou: Annotated[float, typer.Option(
         "--quality-low-iou", help="Positives with BEV IoU below this are low quality.")] = 0.5,
+    paa: Annotated[bool, typer.Option(
+        "--paa", help="Anchor heads: PAA re-assignment (initial MaxIoU at 0.1, per-GT GMM over per-anchor scores; "
+                      "docs/count-families.md).")] = False,
+    paa_scores: Annotated[Optional[Path], typer.Option(
+        "--paa-scores", help="With --paa: .npz of per-anchor losses (sample_token [N], anchor_loss [N, A]); "
+                             "without it the IoU proxy 1 - IoU is used and the report says so.")] = None,
+    paa_topk: Annotated[int, typer.Option("--paa-topk", help="With --paa: candidates per GT and level.")] = 9,
+    paa_separation: Annotated[str, typer.Option(
+        "--paa-separation", help="With --paa: mmdet (upstream scheme) | component (the lower-mean component).")] =
+        "mmdet",
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -84,6 +94,16 @@ def count_cmd(
     from assignaudit.quality import QualityOptions
 
     q_opts = QualityOptions(gamma=quality_gamma, low_iou=quality_low_iou) if quality else None
+    paa_opts = None
+    if paa_scores is not None and not paa:
+        from assignaudit.errors import ConfigError
+
+        raise ConfigError("--paa-scores only applies with --paa")
+    if paa:
+        from assignaudit.assign.paa import PaaOptions, load_paa_scores
+
+        paa_opts = PaaOptions(topk=paa_topk, separation=paa_separation,
+                              scores=load_paa_scores(paa_scores) if paa_scores is not None else None)
     if quality and compare_config is not None:
         from assignaudit.errors import ConfigError
 
@@ -101,7 +121,8 @@ def count_cmd(
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
                         av2_root).open(cfg)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
-                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()), quality=q_opts)
+                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()), quality=q_opts,
+                           paa=paa_opts)
     if compare_config is not None:
         from assignaudit.compare_configs import run_compare
 
@@ -239,6 +260,11 @@ def _render(result, class_names) -> None:
                       "Q - K in band 'all'; pass --queries DUMP to replay the match[/]")
     if meta.get("augment_note"):
         console.print(f"[yellow]{meta['augment_note']}[/]")
+    if meta.get("paa") is not None:
+        pm = meta["paa"]
+        console.print(f"PAA: score = {pm['score']}; {pm['num_gt_fitted']} GT fitted, "
+                      f"{pm['num_gt_too_few_candidates']} with < 2 candidates (all their positives dropped), "
+                      f"{pm['num_positives_demoted']} initial positives made negative")
     if meta.get("quality") is not None:
         q = meta["quality"]
         console.print(f"quality: low-q = share of L_EIoU (and of Focal-EIoU, gamma {q['gamma']}) from positives with "
