@@ -86,6 +86,8 @@ class CountOptions:
     """``--db-infos``: gt_sampling database info files to paste from (empty: the config's, else rebuilt)."""
     quality: Any = None
     paa: Any = None
+    prompts: Any = None
+    """``--prompts``: an `assignaudit.assign.prompt.PromptOptions` (query heads): prompt agreement (None: off)."""
     """``--paa``: an `assignaudit.assign.paa.PaaOptions` (anchor heads): PAA re-assignment (None: off)."""
     """``--quality``: an `assignaudit.quality.QualityOptions` to add the positives' regression view (None: off)."""
 
@@ -248,7 +250,7 @@ class FrameCounter:
 
     def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device, *, query_dump=None,
                  objects_buf: "_RowBuffer | None" = None, frames_buf: "_RowBuffer | None" = None,
-                 quality=None, paa=None) -> None:
+                 quality=None, paa=None, prompts=None) -> None:
         self.config = config
         self.bands = bands
         self.class_names = tuple(config.class_names)
@@ -264,6 +266,13 @@ class FrameCounter:
             if not hasattr(self.tally, "enable_paa"):
                 raise ConfigError(f"--paa is for anchor heads; config {config.name!r} has head {config.head!r}")
             self.tally.enable_paa(paa)
+        self.prompts = None
+        if prompts is not None:  # count --prompts (assignaudit/tally/prompt.py)
+            if config.head != "query":
+                raise ConfigError(f"--prompts is for query heads; config {config.name!r} has head {config.head!r}")
+            from assignaudit.tally.prompt import PromptTally
+
+            self.prompts = PromptTally(config, bands, prompts, query_dump)
         self.quality = None
         if quality is not None:  # count --quality (assignaudit/quality.py)
             from assignaudit.quality import QualityTally
@@ -280,6 +289,8 @@ class FrameCounter:
         gt_class = np.array([self.class_index[c] for c in aug.class_name], dtype=np.int64)  # [K], K names per frame
         gtb = GTBands(gt_class, np.hypot(boxes[:, 0], boxes[:, 1]), self.bands, len(self.class_names))
         ft = self.tally.add_frame(boxes, aug.class_name, gtb, aug.sample_token)
+        if self.prompts is not None:
+            self.prompts.add(boxes, aug.class_name, gtb, aug.sample_token)
         if self.quality is not None:
             self.quality.add(ft.positives, torch.as_tensor(boxes[:, :7], dtype=torch.float32, device=self.device),
                              gtb.gt_class, gtb.gt_band)
@@ -323,6 +334,10 @@ class FrameCounter:
             from assignaudit.quality import QUALITY_SCHEMA
 
             extra[schema.QUALITY_FILE] = (self.quality.histogram_frame(), QUALITY_SCHEMA)
+        if self.prompts is not None:
+            from assignaudit.tally.prompt import PROMPTS_SCHEMA
+
+            extra[schema.PROMPTS_FILE] = (self.prompts.frame(), PROMPTS_SCHEMA)
         return extra
 
     def metadata(self) -> dict[str, Any]:
@@ -330,6 +345,8 @@ class FrameCounter:
         meta = {"head": self.config.head, "framework": self.config.framework, **self.tally.metadata()}
         if self.quality is not None:
             meta.update(self.quality.metadata(self.config.head))
+        if self.prompts is not None:
+            meta.update(self.prompts.metadata())
         return meta
 
 
@@ -376,7 +393,8 @@ def run_count(
         dump_meta = {"augment_requested": augment, "replays_requested": replays, "augment_note": note}
         augment, replays = False, 1
 
-    counter = FrameCounter(config, bands, device, query_dump=dump, quality=options.quality, paa=options.paa)
+    counter = FrameCounter(config, bands, device, query_dump=dump, quality=options.quality, paa=options.paa,
+                           prompts=options.prompts)
     total_frames = min(len(source), options.max_frames or len(source))
     if options.paa is not None and options.paa.scores is not None:
         tokens = list(source.sample_tokens())[:total_frames]

@@ -56,6 +56,9 @@ SUMMARY_QUALITY_COLUMNS: Final = (
 )
 QUALITY_FILE: Final = "quality.parquet"
 QUALITY_COLUMNS: Final = ("class", "band", "quantity", "bin_lo", "bin_hi", "count")
+# `count --prompts` (point-prompted queries, assign/prompt.py): prompt agreement per class and band.
+PROMPTS_FILE: Final = "prompts.parquet"
+PROMPTS_COLUMNS: Final = ("class", "band", "num_gt", "num_agree", "agreement_rate")
 COMPARE_FILE: Final = "compare.parquet"
 COMPARE_METRICS: Final = (
     "num_gt", "num_pos", "pos_per_gt", "num_gt_zero_pos", "frac_gt_zero_pos", "num_neg", "num_ignore",

@@ -86,6 +86,11 @@ def count_cmd(
     paa_separation: Annotated[str, typer.Option(
         "--paa-separation", help="With --paa: mmdet (upstream scheme) | component (the lower-mean component).")] =
         "mmdet",
+    prompts: Annotated[Optional[str], typer.Option(
+        "--prompts", help="Query heads: point-prompted queries (centre | jitter); reports how often a plain "
+                          "Hungarian match agrees with the prompt pairing (prompts.parquet).")] = None,
+    prompt_jitter: Annotated[float, typer.Option(
+        "--prompt-jitter", help="With --prompts jitter: fraction of the half size the point may move.")] = 1.0,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -95,6 +100,11 @@ def count_cmd(
 
     q_opts = QualityOptions(gamma=quality_gamma, low_iou=quality_low_iou) if quality else None
     paa_opts = None
+    prompt_opts = None
+    if prompts is not None:
+        from assignaudit.assign.prompt import PromptOptions
+
+        prompt_opts = PromptOptions(mode=prompts, jitter=prompt_jitter, seed=seed)
     if paa_scores is not None and not paa:
         from assignaudit.errors import ConfigError
 
@@ -122,7 +132,7 @@ def count_cmd(
                         av2_root).open(cfg)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
                            device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()), quality=q_opts,
-                           paa=paa_opts)
+                           paa=paa_opts, prompts=prompt_opts)
     if compare_config is not None:
         from assignaudit.compare_configs import run_compare
 
@@ -260,6 +270,11 @@ def _render(result, class_names) -> None:
                       "Q - K in band 'all'; pass --queries DUMP to replay the match[/]")
     if meta.get("augment_note"):
         console.print(f"[yellow]{meta['augment_note']}[/]")
+    if meta.get("prompts") is not None and "prompts.parquet" in result.extra:
+        pr = result.extra["prompts.parquet"]
+        pa_ = pr[(pr.band == "all") & (pr.num_gt > 0)]
+        rates = ", ".join(f"{r['class']} {r.agreement_rate:.0%}" for _, r in pa_.iterrows())
+        console.print(f"prompt agreement ({meta['prompts']['mode']}; {meta['prompts']['source']}): {rates}")
     if meta.get("paa") is not None:
         pm = meta["paa"]
         console.print(f"PAA: score = {pm['score']}; {pm['num_gt_fitted']} GT fitted, "
