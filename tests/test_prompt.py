@@ -105,3 +105,22 @@ def test_prompt_refusals():
                                                                  prompts=PromptOptions()), None)
     with pytest.raises(DataError):
         prompt_points(np.zeros((2, 3)), PromptOptions())
+
+
+def test_cli_prompts(tmp_path):
+    from typer.testing import CliRunner
+
+    from assignaudit.cli import app
+
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text("assignaudit: 1\nname: q\nhead: query\nclass_names: [car, truck, construction_vehicle, bus, "
+                   "trailer, barrier, motorcycle, bicycle, pedestrian, traffic_cone]\npoint_cloud_range: [-51.2, "
+                   "-51.2, -5.0, 51.2, 51.2, 3.0]\nvoxel_size: [0.2, 0.2, 8.0]\nquery: {cost: detr3d, num_queries: "
+                   "900, num_layers: 6}\n")
+    runner = CliRunner()
+    r = runner.invoke(app, ["count", "--config", str(cfg), "--prompts", "jitter", "--max-frames", "2", "--device",
+                            "cpu", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "prompt agreement (jitter; proxy" in r.stdout and (tmp_path / "o" / schema.PROMPTS_FILE).is_file()
+    r = runner.invoke(app, ["count", "--config", str(cfg), "--prompts", "random", "--max-frames", "1"])
+    assert r.exit_code == 2 and "--prompts must be one of" in r.output
