@@ -265,3 +265,35 @@ def test_mmdet3d_scope_inside_a_checkout_uses_its_configs_folder(tmp_path, monke
     user.write_text(USER_CFG)
     monkeypatch.delenv("ASSIGNAUDIT_MMDET3D_CONFIGS", raising=False)
     assert load_mmdet3d_config(user).assigner.assign_per_class is True
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# BEVFusion TransFusionHead
+# ---------------------------------------------------------------------------------------------------------------------
+
+BEVF_LIDAR = "../projects/BEVFusion/configs/bevfusion_lidar_voxel0075_second_secfpn_8xb4-cyclic-20e_nus-3d.py"
+BEVF_CAM = "../projects/BEVFusion/configs/bevfusion_lidar-cam_voxel0075_second_secfpn_8xb4-cyclic-20e_nus-3d.py"
+
+
+def test_bevfusion_transfusion_head_is_a_query_head_with_the_file_numbers():
+    from assignaudit.augment.params import BEVFusionGlobalRotScaleTrans
+
+    cfg = raw(BEVF_LIDAR)
+    head = cfg["model"]["bbox_head"]
+    got = load_mmdet3d_config(ROOT / BEVF_LIDAR)
+    assert got.head == "query" and got.query.cost == "transfusion_mmdet3d"
+    assert got.query.num_queries == head["num_proposals"] == 200
+    assert got.query.num_layers == (head["num_decoder_layers"] if head["auxiliary"] else 1)
+    assert got.point_cloud_range == tuple(head["train_cfg"]["point_cloud_range"])
+    grst = [s for s in train_dataset(cfg)["pipeline"] if s["type"] == "GlobalRotScaleTrans"][0]
+    assert got.augmentations[1] == GlobalRotScaleTrans(tuple(grst["rot_range"]), tuple(grst["scale_ratio_range"]),
+                                                       (grst["translation_std"],) * 3)
+    assert got.augmentations[2] == RandomFlip3D(0.5, 0.5)  # BEVFusionRandomFlip3D: choice([0, 1]) each
+    cam = load_mmdet3d_config(ROOT / BEVF_CAM)
+    assert isinstance(cam.augmentations[0], BEVFusionGlobalRotScaleTrans)  # no ObjectSample with cameras
+    assert "ImageAug3D" in cam.dataset.skipped_transforms and "GridMask" in cam.dataset.skipped_transforms
+
+
+def test_bevfusion_other_cost_weights_are_refused():
+    with pytest.raises(ConfigError, match=r"train_cfg\.assigner\.iou_cost\.weight: 0\.5 is not reproduced"):
+        load_mmdet3d_config(ROOT / BEVF_LIDAR, ["model.bbox_head.train_cfg.assigner.iou_cost.weight=0.5"])

@@ -72,6 +72,7 @@ from assignaudit.augment.gt_sampling import PasteResult, sample_and_paste, sampl
 from assignaudit.augment.object_noise import apply_object_noise
 from assignaudit.augment.params import (
     GlobalRotScaleTrans,
+    BEVFusionGlobalRotScaleTrans,
     GlobalRotScaleTransImage,
     GTSampling,
     ObjectNoise,
@@ -95,7 +96,8 @@ __all__ = ["AugmentationReplay", "AugmentedFrame", "DroppedGT", "GTDatabase", "b
 # Stream ids of the op kinds (part of the seed derivation: changing them changes every replay).
 _OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4, GTSampling: 5,
             GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8,
-            ObjectNoise: 20, GlobalRotScaleTransImage: 21, ObjectRangeFilter: 22}  # 9-19: OpenPCDet local / gt_sampling ops; 20-29: mmdet3d ops
+            ObjectNoise: 20, GlobalRotScaleTransImage: 21, ObjectRangeFilter: 22,
+            BEVFusionGlobalRotScaleTrans: 23}  # 9-19: OpenPCDet local / gt_sampling ops; 20-29: mmdet3d ops
 # OpenPCDet's global_scaling skips (and draws nothing) below this range width.
 SCALE_SKIP_WIDTH = 1e-3
 
@@ -362,6 +364,8 @@ class AugmentationReplay:
             offset = rng.normal(0.0, std, size=3)
             draws += [("rotation_rad", angle), ("scale", factor)]
             draws += [(f"translate_{axis}_m", float(t)) for axis, t in zip("xyz", offset)]
+            if isinstance(op, BEVFusionGlobalRotScaleTrans):  # same draws, applied rotate -> translate -> scale
+                return world.scale(world.translate(world.rotate_about_z(boxes, angle), offset), factor)
             return world.translate(world.scale(world.rotate_about_z(boxes, angle), factor), offset)
         if isinstance(op, ObjectNoise):
             boxes, chosen = apply_object_noise(op, boxes, rng)

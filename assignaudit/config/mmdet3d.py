@@ -26,7 +26,7 @@ from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
 from assignaudit.augment.params import (
-    AugOp, GlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter, ObjectSample, RandomFlip3D,
+    AugOp, BEVFusionGlobalRotScaleTrans, GlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter, ObjectSample, RandomFlip3D,
 )
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
@@ -45,7 +45,8 @@ PARTA2_RPN_HEAD = "PartA2RPNHead"
 SHAPE_AWARE_HEAD = "ShapeAwareHead"
 ANCHOR_HEADS = (ANCHOR_HEAD, PARTA2_RPN_HEAD, SHAPE_AWARE_HEAD)
 CENTER_HEAD = "CenterHead"
-QUERY_HEADS = ("DETR3DHead", "PETRHead")
+TRANSFUSION_HEAD = "TransFusionHead"  # projects/BEVFusion (LiDAR-only and LiDAR-camera)
+QUERY_HEADS = ("DETR3DHead", "PETRHead", TRANSFUSION_HEAD)
 SUPPORTED_HEADS = ANCHOR_HEADS + (CENTER_HEAD,) + QUERY_HEADS
 _GENERATORS = {"Anchor3DRangeGenerator": "mmdet3d", "AlignedAnchor3DRangeGenerator": "mmdet3d_aligned",
                "AlignedAnchor3DRangeGeneratorPerCls": "mmdet3d_aligned_per_class"}
@@ -477,8 +478,16 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
             ops.append(_global_rot_scale_trans_image(chk, step, step_path))
         elif kind == "GlobalRotScaleTrans":
             ops.append(_global_rot_scale_trans(chk, step, step_path))
+        elif kind == "BEVFusionGlobalRotScaleTrans":
+            g = _global_rot_scale_trans(chk, step, step_path)
+            ops.append(BEVFusionGlobalRotScaleTrans(g.rot_range_rad, g.scale_range, g.translation_std_m))
         elif kind == "RandomFlip3D":
             ops.append(_random_flip(chk, step, step_path))
+        elif kind == "BEVFusionRandomFlip3D":
+            # projects/BEVFusion transforms_3d.py: horizontal, then vertical, each np.random.choice([0, 1]) (p 0.5),
+            # the boxes flipped as RandomFlip3D flips them; no parameters.
+            _no_unknown(chk, step, step_path, ("type",), "BEVFusionRandomFlip3D")
+            ops.append(RandomFlip3D(flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5))
         elif kind == "ObjectSample":
             ops.append(_object_sample(chk, step, step_path, class_names, match_height))
         elif kind == "ObjectNoise":
@@ -1009,6 +1018,52 @@ def _query_head(chk: Checker, head: Mapping, head_path: str, train_cfg: Mapping,
                        num_layers=num_layers)
 
 
+_TRANSFUSION_COSTS = (("cls_cost", "FocalLossCost", {"weight": 0.15, "gamma": 2.0, "alpha": 0.25}),
+                      ("reg_cost", "BBoxBEVL1Cost", {"weight": 0.25}),
+                      ("iou_cost", "IoU3DCost", {"weight": 0.25}))
+
+
+def _transfusion_head(chk: Checker, head: Mapping, head_path: str, train_cfg: Mapping, train_path: str,
+                      pcr: tuple[float, ...]) -> QueryParams:
+    """BEVFusion ``TransFusionHead`` (projects/BEVFusion/bevfusion/transfusion_head.py ``get_targets_single``): the
+    ``num_proposals`` queries of each decoder layer (all ``num_decoder_layers`` with ``auxiliary``, else the last)
+    are matched to the GT by ``HungarianAssigner3D``: focal (0.15) + BEV-centre L1 normalised by
+    ``train_cfg.point_cloud_range`` (0.25) - 0.25 x 3D IoU. The queries are network outputs: counted from a
+    ``--queries`` dump, like DETR3D. (The head's heatmap loss targets, CenterHead-style Gaussians, are not counted.)"""
+    if isinstance(head.get("train_cfg"), Mapping):  # BEVFusion configs give the head its own train_cfg
+        train_cfg, train_path = head["train_cfg"], join(head_path, "train_cfg")
+    a_path = join(train_path, "assigner")
+    a = chk.mapping(chk.required(train_cfg, "assigner", train_path), a_path)
+    kind = _type(chk, a, a_path)
+    if kind != "HungarianAssigner3D":
+        raise chk.error(join(a_path, "type"), f"{a['type']!r} is not supported for TransFusionHead (supported: "
+                                              "HungarianAssigner3D; the HeuristicAssigner is not replayed)")
+    calc_path = join(a_path, "iou_calculator")
+    calc = chk.mapping(a.get("iou_calculator", {"type": "BboxOverlaps3D"}), calc_path)
+    if _type(chk, calc, calc_path) != "BboxOverlaps3D" or calc.get("coordinate", "lidar") != "lidar":
+        raise chk.error(calc_path, "only BboxOverlaps3D in lidar coordinates (the true 3D IoU) is reproduced")
+    for key, cost_type, expected in _TRANSFUSION_COSTS:
+        c_path = join(a_path, key)
+        c = chk.mapping(chk.required(a, key, a_path), c_path)
+        if _type(chk, c, c_path) != cost_type:
+            raise chk.error(join(c_path, "type"), f"{c['type']!r} is not reproduced (expected {cost_type})")
+        for k, v in c.items():
+            if k != "type" and (k not in expected or chk.number(v, join(c_path, k)) != expected[k]):
+                raise chk.error(join(c_path, k), f"{show(v)} is not reproduced (assignaudit's BEVFusion matcher "
+                                                 f"uses {cost_type} {expected})")
+    if "point_cloud_range" in train_cfg:
+        used = _numbers(chk, train_cfg["point_cloud_range"], join(train_path, "point_cloud_range"), 6)
+        if used != pcr:
+            raise chk.error(join(train_path, "point_cloud_range"), f"{list(used)} (the BEV L1 normalisation) differs "
+                                                                   f"from the voxel layer's {list(pcr)}")
+    layers = chk.integer(head.get("num_decoder_layers", 3), join(head_path, "num_decoder_layers"), minimum=1)
+    auxiliary = chk.boolean(head.get("auxiliary", True), join(head_path, "auxiliary"))
+    return QueryParams(cost="transfusion_mmdet3d",
+                       num_queries=chk.integer(head.get("num_proposals", 128), join(head_path, "num_proposals"),
+                                               minimum=1),
+                       num_layers=layers if auxiliary else 1)
+
+
 # ---- entry point ---------------------------------------------------------------------------------------------------
 
 
@@ -1050,6 +1105,9 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     elif kind == "center":
         heatmap = _center_head(chk, head, head_path, train_cfg, train_path, class_names, pcr, pcr_path, voxel)
         post = _center_post(chk, test_cfg, test_path)
+    elif head_type == TRANSFUSION_HEAD:
+        query = _transfusion_head(chk, head, head_path, train_cfg, train_path, pcr)
+        post = PostProcessing()
     else:
         query = _query_head(chk, head, head_path, train_cfg, train_path)
         post = PostProcessing()
