@@ -35,6 +35,7 @@ ANCHOR_CONFIGS = [
     "regnet/pointpillars_hv_regnet-400mf_secfpn_sbn-all_8xb4-2x_nus-3d.py",
     "regnet/pointpillars_hv_regnet-400mf_fpn_sbn-all_range100_8xb2-2x_lyft-3d.py",
     "sassd/sassd_8xb6-80e_kitti-3d-3class.py",
+    "mvxnet/mvxnet_fpn_dv_second_secfpn_8xb2-80e_kitti-3d-3class.py",
 ]
 
 
@@ -297,3 +298,16 @@ def test_bevfusion_transfusion_head_is_a_query_head_with_the_file_numbers():
 def test_bevfusion_other_cost_weights_are_refused():
     with pytest.raises(ConfigError, match=r"train_cfg\.assigner\.iou_cost\.weight: 0\.5 is not reproduced"):
         load_mmdet3d_config(ROOT / BEVF_LIDAR, ["model.bbox_head.train_cfg.assigner.iou_cost.weight=0.5"])
+
+
+def test_mvxnet_image_resize_is_skipped_and_the_flip_follows_the_image():
+    rel = "mvxnet/mvxnet_fpn_dv_second_secfpn_8xb2-80e_kitti-3d-3class.py"
+    got = load_mmdet3d_config(ROOT / rel)
+    assert got.dataset.skipped_transforms == ("RandomResize",)
+    assert RandomFlip3D(0.5, 0.0) in got.augmentations
+    # sync_2d with an image: the vertical flip never happens upstream, whatever its ratio
+    forced = load_mmdet3d_config(ROOT / rel, ["train_dataloader.dataset.dataset.pipeline.5.flip_ratio_bev_vertical=0.5"])
+    assert RandomFlip3D(0.5, 0.0) in forced.augmentations
+    off = load_mmdet3d_config(ROOT / rel, ["train_dataloader.dataset.dataset.pipeline.5.flip_ratio_bev_vertical=0.5",
+                                           "train_dataloader.dataset.dataset.pipeline.5.sync_2d=False"])
+    assert RandomFlip3D(0.5, 0.5) in off.augmentations

@@ -75,8 +75,11 @@ _IMAGE_ONLY = (
     "PhotoMetricDistortion3D", "PhotoMetricDistortionMultiViewImage", "NormalizeMultiviewImage",
     "PadMultiViewImage", "RandomResize3D", "Resize3D", "ResizeCropFlipImage", "ResizeCropFlipRotImage",
     "ImageAug3D", "GridMask", "LoadMultiViewImageFromMultiSweeps", "BEVLoadMultiViewImageFromFiles",
-    "MultiViewWrapper",
+    "MultiViewWrapper", "RandomResize", "Resize",
 )
+# Transforms that put an image into the sample: afterwards RandomFlip3D (sync_2d, the default) follows the image flip.
+_IMAGE_LOADERS = ("LoadImageFromFile", "LoadImageFromFileMono3D", "LoadMultiViewImageFromFiles",
+                  "BEVLoadMultiViewImageFromFiles")
 _OBJECT_SAMPLE_KEYS = ("type", "db_sampler", "use_ground_plane", "sample_2d")
 _DB_SAMPLER_KEYS = ("type", "data_root", "info_path", "rate", "prepare", "sample_groups", "classes",
                     "points_loader", "backend_args", "file_client_args", "dataset_root")
@@ -441,10 +444,12 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
     paths: list[str] = []
     range_seen = None
     skipped: list[str] = []
+    images = False
     for i, step in enumerate(steps):
         step_path = join(path, i)
         step = chk.mapping(step, step_path)
         kind = _type(chk, step, step_path)
+        images = images or kind in _IMAGE_LOADERS
         if kind in _GT_NEUTRAL:
             continue
         if kind in _IMAGE_ONLY:
@@ -482,7 +487,7 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
             g = _global_rot_scale_trans(chk, step, step_path)
             ops.append(BEVFusionGlobalRotScaleTrans(g.rot_range_rad, g.scale_range, g.translation_std_m))
         elif kind == "RandomFlip3D":
-            ops.append(_random_flip(chk, step, step_path))
+            ops.append(_random_flip(chk, step, step_path, images))
         elif kind == "BEVFusionRandomFlip3D":
             # projects/BEVFusion transforms_3d.py: horizontal, then vertical, each np.random.choice([0, 1]) (p 0.5),
             # the boxes flipped as RandomFlip3D flips them; no parameters.
@@ -576,16 +581,20 @@ def _object_noise(chk: Checker, step: Mapping, path: str) -> ObjectNoise:
     )
 
 
-def _random_flip(chk: Checker, step: Mapping, path: str) -> RandomFlip3D:
+def _random_flip(chk: Checker, step: Mapping, path: str, images: bool = False) -> RandomFlip3D:
+    """``RandomFlip3D``. With an image in the sample and ``sync_2d`` (default True) upstream takes the horizontal
+    flip from the image flip (mmcv RandomFlip, p = flip_ratio_bev_horizontal) and never flips vertically."""
     _no_unknown(chk, step, path, ("type", "sync_2d", "flip_ratio_bev_horizontal", "flip_ratio_bev_vertical",
                                   "flip_box3d"), "RandomFlip3D")
     if not step.get("flip_box3d", True):
         raise chk.error(join(path, "flip_box3d"), "False (points flipped, boxes not) is not supported")
+    vertical = chk.fraction(step.get("flip_ratio_bev_vertical", 0.0), join(path, "flip_ratio_bev_vertical"))
+    if images and chk.boolean(step.get("sync_2d", True), join(path, "sync_2d")):
+        vertical = 0.0
     return RandomFlip3D(
         flip_ratio_bev_horizontal=chk.fraction(step.get("flip_ratio_bev_horizontal", 0.0),
                                                join(path, "flip_ratio_bev_horizontal")),
-        flip_ratio_bev_vertical=chk.fraction(step.get("flip_ratio_bev_vertical", 0.0),
-                                             join(path, "flip_ratio_bev_vertical")),
+        flip_ratio_bev_vertical=vertical,
     )
 
 
