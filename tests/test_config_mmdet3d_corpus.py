@@ -311,3 +311,17 @@ def test_mvxnet_image_resize_is_skipped_and_the_flip_follows_the_image():
     off = load_mmdet3d_config(ROOT / rel, ["train_dataloader.dataset.dataset.pipeline.5.flip_ratio_bev_vertical=0.5",
                                            "train_dataloader.dataset.dataset.pipeline.5.sync_2d=False"])
     assert RandomFlip3D(0.5, 0.5) in off.augmentations
+
+
+@pytest.mark.parametrize("rel, message", [
+    ("free_anchor/pointpillars_hv_fpn_head-free-anchor_sbn-all_8xb4-2x_nus-3d.py",
+     r"model\.pts_bbox_head\.type: 'FreeAnchor3DHead' is not supported: learned assignment"),
+    ("3dssd/3dssd_4xb4_kitti-3d-car.py", r"'SSD3DHead' is not supported: point-based head"),
+    ("point_rcnn/point-rcnn_8xb2_kitti-3d-3class.py",
+     r"model\.rpn_head\.type: 'PointRPNHead' is not supported: point-based head"),
+    ("votenet/votenet_8xb8_scannet-3d.py", r"'VoteHead' is not supported: point-based head"),
+])
+def test_the_remaining_refusals_give_their_reason(rel, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_mmdet3d_config(ROOT / rel)
+    assert "\n" not in str(err.value)

@@ -50,6 +50,22 @@ QUERY_HEADS = ("DETR3DHead", "PETRHead", TRANSFUSION_HEAD)
 SUPPORTED_HEADS = ANCHOR_HEADS + (CENTER_HEAD,) + QUERY_HEADS
 _GENERATORS = {"Anchor3DRangeGenerator": "mmdet3d", "AlignedAnchor3DRangeGenerator": "mmdet3d_aligned",
                "AlignedAnchor3DRangeGeneratorPerCls": "mmdet3d_aligned_per_class"}
+# Heads of shipped mmdetection3d 1.4 configs whose targets are not a function of the GT boxes alone (docs/config.md,
+# "What is refused"): the reason goes into the one-line error.
+_POINT_BASED = "point-based head: its targets are per point (points inside or near each GT box), not replayed"
+_MONO = "monocular camera head: its targets live on the image plane (2D centres, depths), not in the BEV"
+_REFUSED_HEADS = {
+    "FreeAnchor3DHead": "learned assignment: FreeAnchor picks each GT's positives from the network's predictions "
+                        "inside the loss, so they cannot be counted from the GT",
+    "SSD3DHead": _POINT_BASED + " (3DSSD)", "PointRPNHead": _POINT_BASED + " (PointRCNN)",
+    "VoteHead": _POINT_BASED + " (VoteNet-style votes, indoor)", "GroupFree3DHead": _POINT_BASED + " (indoor)",
+    "FCAF3DHead": "sparse-voxel head whose positives come from the network's multi-level outputs (indoor)",
+    "TR3DHead": "sparse-voxel head whose positives come from the network's multi-level outputs (indoor)",
+    "ImVoxelHead": "indoor camera voxel head (ImVoxelNet), not replayed",
+    "NerfDetHead": "indoor camera head (NeRF-Det), not replayed",
+    "PGDHead": _MONO, "FCOSMono3DHead": _MONO, "SMOKEMono3DHead": _MONO,
+    "RPNHead": "a 2D image region-proposal head (nuImages / ImVoteNet image branch), not a 3D head",
+}
 # model.<head key> -> (train_cfg part, test_cfg part) it reads; None: the stage cfg itself.
 _HEAD_KEYS = (("pts_bbox_head", "pts", "pts"), ("bbox_head", None, None), ("rpn_head", "rpn", "rcnn"))
 _GENERATOR_KEYS = ("type", "ranges", "sizes", "scales", "rotations", "custom_values", "reshape_out",
@@ -1092,6 +1108,8 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     head_type = _type(chk, head, head_path)
     train_cfg, train_path = _stage_cfg(chk, model, "train_cfg", train_part)
     test_cfg, test_path = _stage_cfg(chk, model, "test_cfg", test_part)
+    if head_type in _REFUSED_HEADS:
+        raise chk.error(join(head_path, "type"), f"{head['type']!r} is not supported: {_REFUSED_HEADS[head_type]}")
     if head_type not in SUPPORTED_HEADS:
         raise chk.error(join(head_path, "type"), f"{head['type']!r} is not supported (supported: "
                                                  f"{', '.join(SUPPORTED_HEADS)}); its train_cfg assigner is "
