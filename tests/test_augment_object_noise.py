@@ -294,3 +294,17 @@ def test_transfusion_mmdet3d_cost_uses_the_true_3d_iou():
     quirk = transfusion_cost(pred, logits, gt, labels, pcr)
     true = transfusion_cost(pred, logits, gt, labels, pcr, true_height=True)
     assert float(true - quirk) == pytest.approx(0.25 * (0.5 - 0.2), abs=1e-6)
+
+
+def test_kitti_label_minus_one_gt_is_gone_before_object_noise():
+    # mmdet3d KittiDataset._remove_dontcare: a 'Van' (not in class_names) is removed before the pipeline, so it
+    # cannot block the car's trials; kept until the name filter (nuScenes style) it does.
+    car, van = box(0, 0), box(0.5, 0.3)  # the van overlaps where every car trial lands (zero noise)
+    frame = make_frame([car, van], ["car", "Van"])
+    op = ObjectNoise((0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 0.0), 3)
+    dropped_first = AugmentationReplay(make_config([op], drop_other_classes=True), None, 0).apply(frame)
+    kept_along = AugmentationReplay(make_config([op]), None, 0).apply(frame)
+    assert dropped_first.draw("object_noise_moved") == 1.0  # trial 0 (no noise) is free
+    assert kept_along.draw("object_noise_moved") == 0.0  # both boxes collide with each other at every trial
+    assert dropped_first.dropped.reason.tolist() == ["class_filter"]
+    assert dropped_first.frame_index.tolist() == kept_along.frame_index.tolist() == [0]

@@ -325,3 +325,10 @@ def test_the_remaining_refusals_give_their_reason(rel, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_mmdet3d_config(ROOT / rel)
     assert "\n" not in str(err.value)
+
+
+def test_kitti_and_waymo_datasets_drop_other_classes_before_the_pipeline():
+    kitti = load_mmdet3d_config(ROOT / "second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py")
+    nus = load_mmdet3d_config(ROOT / "ssn/ssn_hv_secfpn_sbn-all_16xb2-2x_nus-3d.py")
+    assert kitti.gt_filters.drop_other_classes is True and nus.gt_filters.drop_other_classes is False
+    assert kitti.gt_filters.min_lidar_points == 0

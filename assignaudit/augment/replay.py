@@ -200,6 +200,7 @@ class AugmentationReplay:
         self._min_points = int(config.gt_filters.min_lidar_points)
         self._use_valid_flag = bool(config.gt_filters.use_valid_flag)
         self._drop_classes = tuple(config.gt_filters.drop_classes)
+        self._drop_other = bool(getattr(config.gt_filters, "drop_other_classes", False))
         self._range_mode = config.gt_filters.range_filter
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -235,6 +236,11 @@ class AugmentationReplay:
         if self._drop_classes:
             raw = np.asarray(frame.detection_class, dtype=object)
             gone = class_mask(raw, self._drop_classes)
+            dropped.append((index[gone], names[gone], ann[gone], DROP_CLASS_FILTER))
+            boxes, names, ann, pts, index = boxes[~gone], names[~gone], ann[~gone], pts[~gone], index[~gone]
+            radar = radar[~gone] if radar is not None else None
+        if self._drop_other:  # mmdet3d KITTI / Waymo: label -1 GT removed in parse_ann_info (_remove_dontcare)
+            gone = ~class_mask(names, self._class_names)
             dropped.append((index[gone], names[gone], ann[gone], DROP_CLASS_FILTER))
             boxes, names, ann, pts, index = boxes[~gone], names[~gone], ann[~gone], pts[~gone], index[~gone]
             radar = radar[~gone] if radar is not None else None

@@ -1157,7 +1157,9 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         assigner=assigner,
         augmentations=augmentations,
         gt_filters=GTFilters(min_lidar_points=min_points, class_mapping=(), range_filter="mmdet3d",
-                             use_valid_flag=use_valid_flag),
+                             use_valid_flag=use_valid_flag,
+                             # kitti_dataset.py / waymo_dataset.py parse_ann_info -> _remove_dontcare
+                             drop_other_classes=ds_type in ("KittiDataset", "WaymoDataset")),
         post_processing=post,
         source=source,
         head=kind,

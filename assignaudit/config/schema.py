@@ -60,7 +60,8 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
     "object_range_filter": (),
     "bevfusion_global_rot_scale_trans": ("rot_range_rad", "scale_range", "translation_std_m"),
 }
-GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
+GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes",
+                  "drop_other_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
              "circle_min_radius_sq")
 
@@ -567,6 +568,7 @@ def _gt_filters(chk: Checker, raw: Any, path: str) -> GTFilters:
         use_valid_flag=chk.boolean(sec.get("use_valid_flag", False), join(path, "use_valid_flag")),
         drop_classes=tuple(chk.string(c, join(join(path, "drop_classes"), i)) for i, c in enumerate(
             chk.sequence(sec.get("drop_classes", []), join(path, "drop_classes")))),
+        drop_other_classes=chk.boolean(sec.get("drop_other_classes", False), join(path, "drop_other_classes")),
     )
 
 
@@ -697,7 +699,7 @@ def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:
         "augmentations": [_aug_to_dict(op) for op in cfg.augmentations],
         "gt_filters": {"min_lidar_points": g.min_lidar_points, "class_mapping": dict(g.class_mapping),
                        "range_filter": g.range_filter, "use_valid_flag": g.use_valid_flag,
-                       "drop_classes": list(g.drop_classes)},
+                       "drop_classes": list(g.drop_classes), "drop_other_classes": g.drop_other_classes},
         "post_processing": {
             "score_thresh": pp.score_thresh, "multi_classes_nms": pp.multi_classes_nms, "nms_type": pp.nms_type,
             "nms_thresh": pp.nms_thresh, "nms_pre_maxsize": pp.nms_pre_maxsize,
