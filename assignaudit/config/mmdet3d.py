@@ -244,7 +244,9 @@ def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping
                 if near is not None:
                     raise ConfigError(f"{problem} key {seg!r} not found under {where}; did you mean {near!r}?")
                 avail = ", ".join(map(str, list(node)[:12])) + (", ..." if len(node) > 12 else "")
-                raise ConfigError(f"{problem} key {seg!r} not found under {where} (available: {avail or 'none'})")
+                why = " and assignaudit reads no such key, so it would change nothing" if last and depth > 0 else ""
+                raise ConfigError(f"{problem} key {seg!r} not found under {where}{why} (available: "
+                                  f"{avail or 'none'})")
             if isinstance(node, (list, tuple)):
                 if not seg.isdigit():
                     raise ConfigError(f"{problem} {where} is a list; expected an index 0..{len(node) - 1}, "
