@@ -332,3 +332,17 @@ def test_kitti_and_waymo_datasets_drop_other_classes_before_the_pipeline():
     nus = load_mmdet3d_config(ROOT / "ssn/ssn_hv_secfpn_sbn-all_16xb2-2x_nus-3d.py")
     assert kitti.gt_filters.drop_other_classes is True and nus.gt_filters.drop_other_classes is False
     assert kitti.gt_filters.min_lidar_points == 0
+
+
+@pytest.mark.parametrize("rel", ANCHOR_CONFIGS + [
+    "../projects/PETR/configs/petr_vovnet_gridmask_p4_800x320.py", BEVF_LIDAR, BEVF_CAM,
+    "mvxnet/mvxnet_fpn_dv_second_secfpn_8xb2-80e_kitti-3d-3class.py",
+])
+def test_config_show_yaml_round_trips(rel):
+    import dataclasses
+
+    from assignaudit.config.schema import config_from_dict, config_to_dict
+
+    got = load_mmdet3d_config(ROOT / rel)
+    back = config_from_dict(config_to_dict(got), "x", default_name=got.name, source=got.source)
+    assert dataclasses.replace(back, dataset=got.dataset) == got

@@ -26,7 +26,8 @@ from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
 from assignaudit.augment.params import (
-    AugOp, BEVFusionGlobalRotScaleTrans, GlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter, ObjectSample, RandomFlip3D,
+    AugOp, BEVFusionGlobalRotScaleTrans, GlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise,
+    ObjectRangeFilter, ObjectSample, RandomFlip3D,
 )
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
@@ -662,7 +663,8 @@ def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int,
     """BEV strides (in voxels) of the feature maps the head sees, derived from the model (docs/config.md).
 
     Middle encoder: ``PointPillarsScatter`` 1; ``SparseEncoder`` / ``SparseUNet`` / ``SparseEncoderSASSD``
-    2**(stages-1) (the default 4 stages: 8). Backbone: `_backbone_strides` (``SECOND``, ``NoStemRegNet``). Neck ``SECONDFPN``: stride_i / upsample_strides[i] (all
+    2**(stages-1) (the default 4 stages: 8). Backbone: `_backbone_strides` (``SECOND``, ``NoStemRegNet``).
+    Neck ``SECONDFPN``: stride_i / upsample_strides[i] (all
     equal, concatenated into one map); ``FPN``: the backbone strides from ``start_level`` plus one doubling per
     extra output up to ``num_outs``.
     """
