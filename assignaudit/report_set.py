@@ -161,8 +161,10 @@ def check_out_dir(out: Path, option: str = "--out") -> None:
     if out.is_dir():
         foreign = _foreign_entries(out)
         if foreign:
-            raise ReportError(f"{option} {out} holds {foreign[0]!r}, which is not an assignaudit report file; a run "
-                              "replaces the whole folder, so give a new or empty directory")
+            what = "the directory" if (out / foreign[0]).is_dir() and not (out / foreign[0]).is_symlink() else ""
+            raise ReportError(f"{option} {out} holds {what + ' ' if what else ''}{foreign[0]!r}, which is not an "
+                              "assignaudit report file; a run replaces the whole folder, so give a new or empty "
+                              "directory")
     _check_parent_writable(out, option)
 
 
@@ -431,12 +433,15 @@ def verify_member(path: Path) -> None:
                           "wrote it); rerun the report")
 
 
-def verify_folder(folder: Path) -> None:
-    """`ReportError` when a file the manifest of ``folder`` lists is missing (an incomplete or mixed set)."""
+def verify_folder(folder: Path, names: tuple[str, ...] | None = None) -> None:
+    """`ReportError` when a file the manifest of ``folder`` lists is missing (an incomplete or mixed set). ``names``:
+    check only these (the files a reader needs; a baseline may commit only its summaries and the manifest)."""
     manifest = read_manifest(folder)
     if manifest is None:
         return
     for name in manifest["files"]:
+        if names is not None and name not in names:
+            continue
         if not (Path(folder) / name).is_file():
             raise ReportError(f"report set {folder} is incomplete: {name} is listed in {MANIFEST} but missing; rerun "
                               "the report")

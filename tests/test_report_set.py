@@ -122,8 +122,12 @@ def test_gate_refuses_a_tampered_or_mixed_report_set(previous, tmp_path):
     assert res.exit_code == 2 and "not part of the report set" in _one_error_line(res.stderr)
     # incomplete: a file the manifest lists is missing
     partial = _copy(previous, tmp_path / "partial")
-    (partial / "frames.parquet").unlink()
-    res = runner.invoke(app, ["gate", str(good), str(partial)])
+    (partial / "frames.parquet").unlink()  # a baseline may commit only its summary and the manifest
+    assert runner.invoke(app, ["gate", str(good), str(partial)]).exit_code == 0
+    both = _copy(previous, tmp_path / "both")
+    assert runner.invoke(app, ["yaw", "--quiet", "--out", str(both)]).exit_code == 0
+    (both / "yaw_summary.parquet").unlink()  # the yaw gate would silently vanish
+    res = runner.invoke(app, ["gate", str(good), str(both)])
     assert res.exit_code == 2 and "incomplete" in _one_error_line(res.stderr)
     # read_report refuses too
     from assignaudit.errors import ReportError
@@ -214,7 +218,7 @@ def test_out_that_is_a_file_or_holds_foreign_files_is_refused_before_counting(tm
     sub = tmp_path / "rep"
     (sub / "summary.parquet").mkdir(parents=True)
     res = _count(sub)
-    assert res.exit_code == 2 and "summary.parquet" in _one_error_line(res.stderr)
+    assert res.exit_code == 2 and "the directory 'summary.parquet'" in _one_error_line(res.stderr)
     res = _count(f / "below")
     assert res.exit_code == 2 and "is not a directory" in _one_error_line(res.stderr)
 
