@@ -136,30 +136,30 @@ def test_gate_refuses_a_tampered_or_mixed_report_set(previous, tmp_path):
         read_report(mixed / "yaw_summary.parquet")
 
 
-@pytest.mark.parametrize("point", ["staged", "before-swap", "after-rename-1", "after-swap"])
+@pytest.mark.parametrize("point", ["staged", "write", "before-swap", "after-rename-1", "after-swap"])
 def test_kill_9_anywhere_leaves_the_previous_or_the_new_set(previous, tmp_path, point):
     out = _copy(previous, tmp_path / "out")
     before = _snapshot(out)
     res = _cli([*COUNT, "--only-summary", "--out", str(out)], fault=f"{point}:KILL")
     assert res.returncode == -9, res.stderr
-    if point in ("staged", "before-swap"):
+    if point in ("staged", "write", "before-swap"):
         assert _snapshot(out) == before  # untouched
     elif point == "after-swap":
         assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "summary.parquet"]  # the new set, complete
     else:  # killed between the two renames: --out is briefly absent, the previous set parked beside it
         assert not out.exists()
     # the next run restores / cleans whatever the killed run left, then writes its own set
-    res = _cli([*COUNT, "--only-summary", "--out", str(out)])
-    assert res.returncode == 0, res.stderr
+    res = _count(out, "--only-summary")
+    assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "summary.parquet"]
     assert _leftovers(out) == []
 
 
-@pytest.mark.parametrize(("action", "code"), [("TERM", 143), ("INT", 130)])
-def test_signal_ends_the_run_with_one_line_and_removes_staging(previous, tmp_path, action, code):
+@pytest.mark.parametrize(("point", "action", "code"), [("staged", "TERM", 143), ("write", "INT", 130)])
+def test_signal_ends_the_run_with_one_line_and_removes_staging(previous, tmp_path, point, action, code):
     out = _copy(previous, tmp_path / "out")
     before = _snapshot(out)
-    res = _cli([*COUNT, "--out", str(out)], fault=f"staged:{action}")
+    res = _cli([*COUNT, "--out", str(out)], fault=f"{point}:{action}")
     assert res.returncode == code, res.stderr
     assert res.stderr.strip() == "interrupted: no report written"
     assert _snapshot(out) == before and _leftovers(out) == []
