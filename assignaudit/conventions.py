@@ -304,6 +304,25 @@ def canonical_to_kitti_camera(boxes: np.ndarray, r0_rect, tr_velo_to_cam) -> dic
             "dimensions_lhw": boxes[:, [3, 5, 4]].copy(), "rotation_y": -boxes[:, YAW] - np.pi / 2}
 
 
+def mmdet3d_camera_to_canonical(boxes_cam: np.ndarray, lidar2cam: np.ndarray) -> np.ndarray:
+    """mmdetection3d ``CameraInstance3DBoxes`` -> canonical ``[N, 9]`` through the info's own ``lidar2cam``.
+
+    ``boxes_cam [N, 7]``: ``x, y, z`` the bottom centre in the (rectified) camera frame, sizes ``(l, h, w)`` (camera
+    x, y, z extents, mmdet3d's KITTI order), ``ry``. As ``Box3DMode.convert(CAM -> LIDAR, rt_mat=inv(lidar2cam))``
+    with ``correct_yaw=False`` (what ``KittiDataset.parse_ann_info`` does): ``xyz = [xyz, 1] @ inv(lidar2cam).T``,
+    sizes ``(l, w, h)``, ``yaw = limit_period(-ry - pi / 2)``; then bottom centre -> centre (`mmdet3d_to_canonical`).
+    mmdet3d runs this in float32; here it is float64 (the results agree to float32 rounding). Velocity NaN.
+    """
+    b = np.asarray(boxes_cam, dtype=np.float64).reshape(-1, 7)
+    rt = np.linalg.inv(np.asarray(lidar2cam, dtype=np.float64).reshape(4, 4))
+    hom = np.hstack([b[:, :3], np.ones((b.shape[0], 1))])
+    out = np.full((b.shape[0], BOX_DIM), np.nan)
+    out[:, 0:3] = (hom @ rt.T)[:, :3]
+    out[:, 3:6] = b[:, [3, 5, 4]]
+    out[:, YAW] = wrap_yaw(-b[:, 6] - np.pi / 2)
+    return mmdet3d_to_canonical(out)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Argoverse 2 ego frame -> canonical
 # --------------------------------------------------------------------------------------------------------------------

@@ -152,11 +152,20 @@ CASES = [
      "--cfg-options: expected key=value, got '=0.5'"),
     ("cfg-options unknown assigner key",
      lambda f: ["config", "show", str(PP_NUS), "--cfg-options", "model.train_cfg.pts.assigner.pos_iou_th=0.5"],
-     "model.train_cfg.pts.assigner.pos_iou_th: key not understood for Max3DIoUAssigner"),
+     "model.train_cfg.pts.assigner.pos_iou_th: key 'pos_iou_th' not found under model.train_cfg.pts.assigner; "
+     "did you mean 'pos_iou_thr'?"),
+    # a misspelt new leaf: mmengine would add it and train the unchanged config (issue 11)
+    ("cfg-options misspelt head leaf",
+     lambda f: ["config", "show", str(PP_NUS), "--cfg-options", "model.pts_bbox_head.assign_per_clas=False"],
+     "key 'assign_per_clas' not found under model.pts_bbox_head; did you mean 'assign_per_class'?"),
+    ("cfg-options misspelt test_cfg leaf",
+     lambda f: ["config", "show", str(PP_NUS), "--cfg-options", "model.test_cfg.pts.nms_thrr=0.1"],
+     "key 'nms_thrr' not found under model.test_cfg.pts; did you mean 'nms_thr'?"),
     # mmengine would create `pts_bbox_hed` and train the unchanged head: the counts would silently be the old ones.
     ("cfg-options typo on the path",
      lambda f: ["config", "show", str(PP_NUS), "--cfg-options", "model.pts_bbox_hed.anchor_generator.rotations=[0]"],
-     "model.pts_bbox_hed.anchor_generator.rotations: key 'pts_bbox_hed' not found under model (available: type,"),
+     "model.pts_bbox_hed.anchor_generator.rotations: key 'pts_bbox_hed' not found under model; did you mean "
+     "'pts_bbox_head'?"),
     ("cfg-options typo at the top",
      lambda f: ["count", "--config", str(PP_NUS), "--cfg-options", "modle.train_cfg.pts.assigner.pos_iou_thr=0.5"],
      "key 'modle' not found under the config's top level"),
@@ -277,6 +286,16 @@ def test_bad_input_is_one_error_line_and_exit_2(f, tmp_path, argv, needle):
     assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
     assert "Traceback" not in res.output
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_cfg_options_accept_either_train_cfg_layout():
+    # README: model.train_cfg.assigner.pos_iou_thr on an MVX config whose settings live under train_cfg.pts.
+    res = runner.invoke(app, ["config", "show", str(PP_NUS), "--json", "--cfg-options",
+                              "model.train_cfg.assigner.pos_iou_thr=0.5", "model.test_cfg.nms_thr=0.3"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["anchors"]["anchor_sets"][0]["matched_threshold"] == 0.5
+    assert out["post_processing"]["nms_thresh"] == 0.3
 
 
 def test_cfg_options_may_still_add_a_leaf_to_an_existing_mapping():

@@ -37,7 +37,7 @@ def test_unexpected_error_exits_3_with_one_line(monkeypatch):
         raise ValueError("something nobody expected\nsecond line")
 
     monkeypatch.delenv(DEBUG_ENV, raising=False)
-    monkeypatch.setattr("assignaudit.cli.gate.run_gate", boom)
+    monkeypatch.setattr("assignaudit.gate.run_gate", boom)  # imported inside the command
     res = runner.invoke(app, ["gate", "a", "b"])
     assert res.exit_code == EXIT_INTERNAL == 3
     err = res.stderr.strip()
@@ -49,7 +49,7 @@ def test_debug_shows_the_traceback(monkeypatch):
     def boom(*a, **k):
         raise ValueError("boom")
 
-    monkeypatch.setattr("assignaudit.cli.gate.run_gate", boom)
+    monkeypatch.setattr("assignaudit.gate.run_gate", boom)  # imported inside the command
     monkeypatch.setenv(DEBUG_ENV, "1")
     res = runner.invoke(app, ["gate", "a", "b"])
     assert isinstance(res.exception, ValueError)  # propagated: the traceback is printed by Python

@@ -267,7 +267,7 @@ def test_custom_imports_are_not_imported(tmp_path):
      r"iou_calculator: 'BboxOverlaps3D' .* is not supported"),
     (["model.train_cfg.pts.assigner.ignore_iof_thr=0.5"], r"ignore_iof_thr: > 0 needs ignore boxes"),
     (["model.pts_bbox_head.anchor_generator.type=AlignedAnchor3DRangeGeneratorPerCls"],
-     r"anchor_generator\.type: 'AlignedAnchor3DRangeGeneratorPerCls' is not supported"),
+     r"anchor_generator\.type: 'AlignedAnchor3DRangeGeneratorPerCls' with 'Anchor3DHead': ShapeAwareHead needs"),
     (["model.pts_bbox_head.anchor_generator.scales=[1,2]"],
      r"anchor_generator\.scales: 2 scales for 1 feature maps"),
     (["model.pts_neck.upsample_strides=[1,2,2]"], r"upsample_strides: the upsampled maps have different strides"),
@@ -277,8 +277,8 @@ def test_custom_imports_are_not_imported(tmp_path):
      r"pipeline\[6\]\.point_cloud_range: .* differs from model\.data_preprocessor\.voxel_layer\.point_cloud_range"),
     (["train_dataloader.dataset.pipeline.7.classes=[car,truck]"],
      r"pipeline\[7\]\.classes: drops dataset class 'trailer'"),
-    (["train_dataloader.dataset.pipeline.3.type=ObjectNoise"],
-     r"pipeline\[3\]: transform 'ObjectNoise' is not replayed by assignaudit"),
+    (["train_dataloader.dataset.pipeline.3.type=GlobalAlignment"],
+     r"pipeline\[3\]: transform 'GlobalAlignment' is not replayed by assignaudit"),
 ])
 def test_unsupported_is_a_config_error(options, message):
     with pytest.raises(ConfigError, match=message) as err:

@@ -109,3 +109,18 @@ def test_mmdet3d_bottom_centre_round_trip_does_not_mutate():
     assert torch.equal(cv.mmdet3d_to_canonical(cv.canonical_to_mmdet3d(t)), t)
     assert torch.equal(t, torch.tensor(orig))
     np.testing.assert_array_equal(cv.pcdet_to_canonical(boxes), boxes)
+
+
+def test_mmdet3d_camera_box_to_canonical_by_hand():
+    """A camera box through lidar2cam = [R | t] with R the axis permutation LiDAR (x fwd, y left, z up) -> camera
+    (x right, y down, z fwd): LiDAR point = R^T (camera point - t), worked out by hand."""
+    from assignaudit.conventions import mmdet3d_camera_to_canonical
+
+    lidar2cam = np.array([[0.0, -1.0, 0.0, 0.1], [0.0, 0.0, -1.0, -0.2], [1.0, 0.0, 0.0, 0.3], [0, 0, 0, 1]])
+    # camera: bottom centre (1, 1.5, 10), l = 4 (camera x extent), h = 1.5, w = 1.8, ry = 0.3
+    box = mmdet3d_camera_to_canonical([[1.0, 1.5, 10.0, 4.0, 1.5, 1.8, 0.3]], lidar2cam)[0]
+    # R^T (c - t): c - t = (0.9, 1.7, 9.7) -> lidar (9.7, -0.9, -1.7) bottom centre; centre z = -1.7 + 1.5 / 2
+    np.testing.assert_allclose(box[:3], [9.7, -0.9, -0.95], atol=1e-12)
+    np.testing.assert_allclose(box[3:6], [4.0, 1.8, 1.5])  # (l, w, h)
+    assert box[6] == pytest.approx(-0.3 - np.pi / 2)
+    assert np.isnan(box[7:]).all()

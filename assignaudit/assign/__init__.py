@@ -6,12 +6,23 @@ AxisAligned, mmdet MaxIoU class-agnostic / per size / per class, OpenPCDet ATSS 
 recipes and `assignaudit.assign.assigner` for the exact rules.
 """
 
-from assignaudit.assign.anchors import Anchors, generate_anchors
-from assignaudit.assign.assigner import assign_frame
-from assignaudit.assign.params import AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind
-from assignaudit.assign.result import FrameAssignment
+import importlib
 
-__all__ = [
-    "AnchorLayout", "AnchorLevel", "AnchorSet", "Anchors", "AssignerParams", "FrameAssignment", "Framework", "IouKind",
-    "assign_frame", "generate_anchors",
-]
+# Lazy (PEP 562): `assignaudit.assign.params` is imported by the config loaders, which must not pull in torch
+# (`config show` stays fast); the torch modules load on first use of a name below.
+_EXPORTS = {
+    "Anchors": "anchors", "generate_anchors": "anchors", "assign_frame": "assigner", "FrameAssignment": "result",
+    "AnchorLayout": "params", "AnchorLevel": "params", "AnchorSet": "params", "AssignerParams": "params",
+    "Framework": "params", "IouKind": "params",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

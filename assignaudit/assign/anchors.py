@@ -50,8 +50,11 @@ from assignaudit.assign.params import AnchorLayout, AnchorLevel, AnchorSet
 from assignaudit.bands import Bands
 from assignaudit.errors import ConfigError
 
-GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned")
-MMDET3D_GENERATORS = ("mmdet3d", "mmdet3d_aligned")
+GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned", "mmdet3d_aligned_per_class")
+MMDET3D_GENERATORS = ("mmdet3d", "mmdet3d_aligned", "mmdet3d_aligned_per_class")
+# AlignedAnchor3DRangeGeneratorPerCls (ShapeAwareHead, SSN): set i on its own feature map, multi-head flat order.
+PER_CLASS_GENERATOR = "mmdet3d_aligned_per_class"
+ALIGNED_GENERATORS = ("mmdet3d_aligned", PER_CLASS_GENERATOR)
 # Per-combo "edge" modes: which BEV rectangle of an anchor the candidate search uses.
 EDGE_MODES = ("pcdet", "mmdet3d", "rotated")
 # Conservative margin (metres) for rotated-box AABBs. OpenPCDet's rotated-overlap kernel counts a corner within
@@ -351,27 +354,34 @@ def _pcdet_grid(layout: AnchorLayout) -> _Grid:
 
     grid = _Grid(level_fm=[fm], level_x=[xs], level_y=[ys])
     if layout.multihead:
-        # AnchorHeadMulti: permute(3, 4, 0, 1, 2) -> [ns, nr, nz, ny, nx] flattened, sets concatenated in order.
-        slices, set_first = [], []
-        for si, a in enumerate(per_set):
-            nz, ny, nx, ns, nr = a.shape[:5]
-            for isz in range(ns):
-                for ir in range(nr):
-                    grid.combo.append((0, si, grid.size + (isz * nr + ir) * nz * ny * nx, (ny * nx, nx, 1), nz,
-                                       (nx, ny)))
-            n = a[..., 0].numel()
-            set_first.append(grid.size)
-            slices.append(slice(grid.size, grid.size + n))
-            grid.boxes.append(a.permute(3, 4, 0, 1, 2, 5).reshape(-1, 7))
-            grid.set_index.append(torch.full((n,), si, dtype=torch.int64))
-            grid.size += n
-        grid.set_first = set_first
-        grid.set_slices = tuple(slices)
-        grid.level_slices = [slice(0, grid.size)]
+        _flatten_multihead(grid, per_set)
     else:
         _interleave(grid, per_set, 0)
         grid.set_slices = tuple(None for _ in sets)
     return grid
+
+
+def _flatten_multihead(grid: _Grid, per_set: list[torch.Tensor]) -> None:
+    """Per-set blocks in multi-head order: each ``[nz, ny, nx, ns, nr, 7]`` permuted to ``[ns, nr, nz, ny, nx]`` and
+    flattened, sets concatenated in order (OpenPCDet ``AnchorHeadMulti``; mmdet3d
+    ``AlignedAnchor3DRangeGeneratorPerCls.multi_cls_grid_anchors``, whose ``view(*featmap, -1, 7).permute`` is the
+    same order with nz = ns = 1)."""
+    slices, set_first = [], []
+    for si, a in enumerate(per_set):
+        nz, ny, nx, ns, nr = a.shape[:5]
+        for isz in range(ns):
+            for ir in range(nr):
+                grid.combo.append((0, si, grid.size + (isz * nr + ir) * nz * ny * nx, (ny * nx, nx, 1), nz,
+                                   (nx, ny)))
+        n = a[..., 0].numel()
+        set_first.append(grid.size)
+        slices.append(slice(grid.size, grid.size + n))
+        grid.boxes.append(a.permute(3, 4, 0, 1, 2, 5).reshape(-1, 7))
+        grid.set_index.append(torch.full((n,), si, dtype=torch.int64))
+        grid.size += n
+    grid.set_first = set_first
+    grid.set_slices = tuple(slices)
+    grid.level_slices = [slice(0, grid.size)]
 
 
 def _mmdet3d_axis(lo: float, hi: float, n: int, aligned: bool, align_corner: bool) -> torch.Tensor:
@@ -398,9 +408,39 @@ def _mmdet3d_levels(layout: AnchorLayout) -> tuple[AnchorLevel, ...]:
     return (AnchorLevel(feature_map_stride=strides.pop(), scale=1.0),)
 
 
+def _mmdet3d_per_class_grid(layout: AnchorLayout) -> _Grid:
+    """``mmdet3d_aligned_per_class``: ``ShapeAwareHead`` + ``AlignedAnchor3DRangeGeneratorPerCls`` (SSN). Set i is
+    built on its own feature map (``grid // feature_map_stride``) from ``ranges[i]`` / ``sizes[i]`` with the aligned
+    generator's centres, sets concatenated in multi-head order (`_flatten_multihead`); no levels, scale 1."""
+    aligned = True
+    per_set, xs, ys, fm = [], [], [], []
+    for s in layout.anchor_sets:
+        nx, ny = feature_map_size(layout, s)
+        if nx < 1 or ny < 1:
+            raise ConfigError(f"anchor set {s.class_name!r}: feature map {nx} x {ny} is empty")
+        r = s.anchor_range if s.anchor_range is not None else layout.point_cloud_range
+        x = _mmdet3d_axis(r[0], r[3], nx, aligned, layout.align_corner)
+        y = _mmdet3d_axis(r[1], r[4], ny, aligned, layout.align_corner)
+        bottom = _mmdet3d_axis(r[2], r[5], 1, aligned, layout.align_corner)
+        size = torch.tensor(s.sizes, dtype=torch.float32)
+        z_centre = bottom.view(1, 1) + size[:, 2].view(1, -1) / 2
+        per_set.append(_anchor_block(x, y, z_centre, size, torch.tensor(s.rotations, dtype=torch.float32)))
+        xs.append(x)
+        ys.append(y)
+        fm.append((nx, ny))
+    grid = _Grid(level_fm=[fm], level_x=[xs], level_y=[ys])
+    _flatten_multihead(grid, per_set)
+    return grid
+
+
 def _mmdet3d_grid(layout: AnchorLayout) -> _Grid:
     sets = layout.anchor_sets
-    aligned = layout.generator == "mmdet3d_aligned"
+    aligned = layout.generator in ALIGNED_GENERATORS
+    if layout.generator == PER_CLASS_GENERATOR:
+        if layout.levels:
+            raise ConfigError("generator mmdet3d_aligned_per_class has one feature map per class, no FPN levels "
+                              "(AlignedAnchor3DRangeGeneratorPerCls supports a single scale)")
+        return _mmdet3d_per_class_grid(layout)
     gx, gy = _grid_xy(layout)
     grid = _Grid()
     for li, lv in enumerate(_mmdet3d_levels(layout)):

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from assignaudit import schema
-from assignaudit.assign.anchors import MMDET3D_GENERATORS, Anchors
+from assignaudit.assign.anchors import MMDET3D_GENERATORS, Anchors, rotated_aabb
 from assignaudit.assign.atss import AtssAnchorIndex, atss_assign_sets
 from assignaudit.assign.candidates import candidate_iou, enumerate_candidates, gt_rectangles
 from assignaudit.assign.params import AssignerParams, Framework, IouKind
@@ -172,10 +172,51 @@ def _candidates(anchors: Anchors, gt: torch.Tensor, gt_combo_mask: torch.Tensor,
     return cand_a, cand_g, iou
 
 
-def _touched(cand_a: torch.Tensor, cand_g: torch.Tensor, iou: torch.Tensor, num_gt: int):
+def _unique_anchors(anchors: Anchors, cand_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(cand_a, return_inverse=True)`` (ascending unique anchors, pair -> unique index), the same
+    tensors. Many pairs (the 560k class-agnostic layout: ~60-75k per frame): through per-layout scratch arrays of one
+    slot per anchor, O(A + P) instead of a sort of the pairs (on the CPU in numpy, whose mask scan is several times
+    faster than torch's CPU ``nonzero``); few pairs: the sort."""
+    n_a = anchors.num_anchors
+    if cand_a.numel() * 16 < n_a:
+        return torch.unique(cand_a, return_inverse=True)
+    key = ("unique_scratch", cand_a.device)
+    if key not in anchors._cache:
+        anchors._cache[key] = unique_scratch(n_a, cand_a.device)
+    return unique_with_scratch(cand_a, anchors._cache[key])
+
+
+def unique_scratch(num_anchors: int, device: torch.device):
+    """Scratch for `unique_with_scratch` over anchor indices ``0 .. num_anchors - 1`` on ``device``."""
+    if torch.device(device).type == "cpu":
+        return np.zeros(num_anchors, dtype=bool), np.zeros(num_anchors, dtype=np.int64)
+    return torch.full((num_anchors,), -1, dtype=torch.int64, device=device)
+
+
+def unique_with_scratch(cand_a: torch.Tensor, scratch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(cand_a, return_inverse=True)`` for int64 indices below the scratch size; the scratch is left
+    as it was found (numpy pair on the CPU, a torch tensor of -1 elsewhere)."""
+    if isinstance(scratch, tuple):
+        seen, slot = scratch
+        a = cand_a.numpy()
+        seen[a] = True
+        uniq = np.flatnonzero(seen)
+        seen[uniq] = False  # all False again for the next frame
+        slot[uniq] = np.arange(uniq.size, dtype=np.int64)
+        return torch.from_numpy(uniq.astype(np.int64, copy=False)), torch.from_numpy(slot[a])
+    mark = scratch
+    mark.index_fill_(0, cand_a, 0)
+    uniq = torch.nonzero(mark == 0).squeeze(1)
+    mark.index_copy_(0, uniq, torch.arange(uniq.numel(), device=cand_a.device))
+    inv = mark.index_select(0, cand_a)
+    mark.index_fill_(0, uniq, -1)  # all -1 again for the next frame
+    return uniq, inv
+
+
+def _touched(anchors: Anchors, cand_a: torch.Tensor, cand_g: torch.Tensor, iou: torch.Tensor, num_gt: int):
     """Unique touched anchors ``[T]``, pair -> touched index, ``a_max [T]``, ``a_arg [T]`` (lowest GT on ties) and
     ``g_max [K]`` (0 for a GT without candidates)."""
-    uniq, inv = torch.unique(cand_a, return_inverse=True)
+    uniq, inv = _unique_anchors(anchors, cand_a)
     t = uniq.numel()
     a_max = torch.zeros(t, dtype=iou.dtype, device=iou.device).scatter_reduce(0, inv, iou, "amax")
     best = torch.where(iou == a_max.index_select(0, inv), cand_g, num_gt)
@@ -184,13 +225,17 @@ def _touched(cand_a: torch.Tensor, cand_g: torch.Tensor, iou: torch.Tensor, num_
     return uniq, inv, a_max, a_arg, g_max
 
 
-def _set_band(anchors: Anchors, set_t: torch.Tensor, band_t: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-    """int64 ``[S, B]`` count of the touched anchors selected by ``mask``."""
+def _set_band_counts(anchors: Anchors, set_t: torch.Tensor, band_t: torch.Tensor, neg: torch.Tensor,
+                     ign: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 ``[S, B]`` counts of the touched anchors: all of them, the ``neg`` ones and the ``ign`` ones (one
+    scatter and one device-to-host copy for the three)."""
     nb = len(anchors.bands)
     key = set_t * nb + band_t
-    out = torch.zeros(anchors.num_sets * nb, dtype=torch.int64, device=key.device)
-    out.index_add_(0, key, mask.to(torch.int64))
-    return out.view(anchors.num_sets, nb).cpu().numpy()
+    weights = torch.stack((torch.ones_like(neg), neg, ign)).to(torch.int64)  # [3, T]
+    out = torch.zeros((3, anchors.num_sets * nb), dtype=torch.int64, device=key.device)
+    out.index_add_(1, key, weights)
+    touched, n, i = out.view(3, anchors.num_sets, nb).cpu().numpy()
+    return touched, n, i
 
 
 def _reasons(num_pos: np.ndarray, g_max: np.ndarray, no_overlap: np.ndarray, below_min: np.ndarray) -> np.ndarray:
@@ -217,7 +262,7 @@ def _assign_pcdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     dev = gt.device
     gt_combo_mask = gt_set[:, None] == anchors.combo_set[None, :]  # [K, C]; set -1 matches nothing
     cand_a, cand_g, iou = _candidates(anchors, gt, gt_combo_mask, params) if k else _empty_pairs(dev)
-    uniq, inv, a_max, a_arg, g_max = _touched(cand_a, cand_g, iou, k)
+    uniq, inv, a_max, a_arg, g_max = _touched(anchors, cand_a, cand_g, iou, k)
     t = uniq.numel()
 
     # g_max == 0 -> -1: a GT overlapping nothing forces nothing (and the IoU-0 pairs never tie with -1).
@@ -239,10 +284,10 @@ def _assign_pcdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     gt_per_set = torch.bincount(gt_set[gt_set >= 0], minlength=s_num).cpu().numpy()
     unmatched = np.array([s.unmatched_threshold for s in anchors.layout.anchor_sets], dtype=np.float32)
     untouched_neg = (gt_per_set == 0) | (np.float32(0) < unmatched)
-    touched = _set_band(anchors, set_t, band_t, torch.ones_like(pos))
+    touched, neg_sb, ign_sb = _set_band_counts(anchors, set_t, band_t, neg, ign)
     untouched = anchors.band_counts - touched
-    num_neg = _set_band(anchors, set_t, band_t, neg) + np.where(untouched_neg[:, None], untouched, 0)
-    num_ign = _set_band(anchors, set_t, band_t, ign) + np.where(untouched_neg[:, None], 0, untouched)
+    num_neg = neg_sb + np.where(untouched_neg[:, None], untouched, 0)
+    num_ign = ign_sb + np.where(untouched_neg[:, None], 0, untouched)
 
     gt_num_pos_np = gt_num_pos.cpu().numpy().astype(np.int64)
     g_max_np = g_max.cpu().numpy().astype(np.float32)
@@ -257,6 +302,9 @@ def _assign_pcdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=num_ign.astype(np.int64),
         num_candidates=int(cand_a.numel()),
+        pos_anchor_index=uniq[pos].cpu().numpy().astype(np.int64),
+        pos_forced=(forced & (a_max < anchors.matched_threshold.index_select(0, set_t)))[pos].cpu().numpy(),
+        ignore_anchor_index=uniq[ign].cpu().numpy().astype(np.int64),
     )
 
 
@@ -300,7 +348,7 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         cand_g = torch.cat([cand_g, zg])
         iou = torch.cat([iou, torch.zeros(zg.numel(), dtype=iou.dtype, device=dev)])
 
-    uniq, inv, a_max, a_arg, _ = _touched(cand_a, cand_g, iou, k)
+    uniq, inv, a_max, a_arg, _ = _touched(anchors, cand_a, cand_g, iou, k)
     t = uniq.numel()
     set_t = anchors.set_index.index_select(0, uniq)
     band_t = anchors.band_index.index_select(0, uniq)
@@ -349,7 +397,7 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_pos_per_set = torch.bincount(set_t[pos], minlength=s_num).cpu().numpy().astype(np.int64)
 
     # Untouched anchors (IoU 0 with every GT of their domain).
-    touched = _set_band(anchors, set_t, band_t, torch.ones_like(pos))
+    touched, neg_sb, ign_sb = _set_band_counts(anchors, set_t, band_t, neg, ign)
     untouched = anchors.band_counts - touched  # [S, B]
     zmax_np = zmax_dom.cpu().numpy()
     set_dom = np.zeros(s_num, dtype=np.int64) if agnostic else np.arange(s_num)
@@ -362,8 +410,8 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         neg_thr_set = np.array([s.unmatched_threshold for s in sets], dtype=np.float32)
     untouched_neg = (claim < 0) & ((gt_in_dom == 0) | (np.float32(0) < neg_thr_set))
     untouched_ign = (claim < 0) & ~untouched_neg
-    num_neg = _set_band(anchors, set_t, band_t, neg) + np.where(untouched_neg[:, None], untouched, 0)
-    num_ign = _set_band(anchors, set_t, band_t, ign) + np.where(untouched_ign[:, None], untouched, 0)
+    num_neg = neg_sb + np.where(untouched_neg[:, None], untouched, 0)
+    num_ign = ign_sb + np.where(untouched_ign[:, None], untouched, 0)
 
     pos_gt_np = pos_gt.cpu().numpy().astype(np.int64)
     pos_iou_np = pos_iou_t[pos].cpu().numpy().astype(np.float32)
@@ -381,9 +429,13 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
             num_pos_per_set[s] += n
         extra_gt.append(np.full(n, c, dtype=np.int64))
         extra_n.append(n)
+    pos_anchor_np = uniq[pos].cpu().numpy().astype(np.int64)
+    pos_forced_np = (forced & ~by_thr)[pos].cpu().numpy()
     if extra_gt:
         pos_gt_np = np.concatenate([pos_gt_np, *extra_gt])
         pos_iou_np = np.concatenate([pos_iou_np, np.zeros(sum(extra_n), dtype=np.float32)])
+        pos_anchor_np = np.concatenate([pos_anchor_np, np.full(sum(extra_n), -1, dtype=np.int64)])
+        pos_forced_np = np.concatenate([pos_forced_np, np.ones(sum(extra_n), dtype=bool)])
 
     g_max_np = g_max.cpu().numpy().astype(np.float32)
     gate_np = gate.cpu().numpy()
@@ -406,6 +458,9 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=num_ign.astype(np.int64),
         num_candidates=int(cand_a.numel()),
+        pos_anchor_index=pos_anchor_np,
+        pos_forced=pos_forced_np,
+        ignore_anchor_index=uniq[ign].cpu().numpy().astype(np.int64),
     )
 
 
@@ -447,6 +502,9 @@ def _assign_mmdet_every_gt_per_set(
         num_neg_per_set_band=r.num_neg_per_set_band,
         num_ignore_per_set_band=r.num_ignore_per_set_band,
         num_candidates=r.num_candidates,
+        pos_anchor_index=r.pos_anchor_index,
+        pos_forced=r.pos_forced,
+        ignore_anchor_index=r.ignore_anchor_index,
     )
 
 
@@ -464,6 +522,17 @@ def _atss_index(anchors: Anchors) -> AtssAnchorIndex:
     return anchors._cache[key]
 
 
+def _atss_pairs(anchors: Anchors, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(gt, anchor)`` pairs for `atss_assign_sets` from the grid windows of every GT in every combo (ATSS is
+    class-agnostic): the rotated-mode edges are the anchors' float64 AABBs grown by `ROTATED_AABB_MARGIN_M` (2 cm),
+    the GT rectangles likewise, a superset of the index's pairs (rectangles grown by 1.5 cm in float32 with a few
+    ulps). Several times cheaper than the generic AABB query."""
+    rect = rotated_aabb(gt)
+    mask = torch.ones(gt.shape[0], anchors.combo_set.numel(), dtype=torch.bool, device=gt.device)
+    cand_a, cand_g = enumerate_candidates(anchors, rect, "rotated", mask)
+    return cand_g, cand_a
+
+
 def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, params: AssignerParams) -> FrameAssignment:
     k, s_num = gt.shape[0], anchors.num_sets
     nb = len(anchors.bands)
@@ -479,7 +548,8 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
     # One assigner per anchor set, as upstream, all sets in one vectorised call: set s sees its anchors in the
     # layout's flat order restricted to s (upstream's view(-1, 7) / multihead permute) and every GT.
     r = atss_assign_sets(anchors.boxes, gt, gt_set, params.atss_topk, index=_atss_index(anchors),
-                         upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d)
+                         upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d,
+                         pairs=_atss_pairs(anchors, gt))
     assigned_t, iou_t, forced_t = r.assigned_gt, r.iou, r.forced
     set_t = anchors.set_index
     pos = assigned_t >= 0
@@ -504,4 +574,7 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
         num_neg_per_set_band=num_neg.cpu().numpy().astype(np.int64),
         num_ignore_per_set_band=np.zeros((s_num, nb), dtype=np.int64),
         num_candidates=r.num_iou_pairs,
+        pos_anchor_index=pos_idx.cpu().numpy().astype(np.int64),
+        pos_forced=forced_t[pos_idx].cpu().numpy(),
+        ignore_anchor_index=np.zeros(0, dtype=np.int64),
     )

@@ -323,8 +323,21 @@ def _projection_bound(a: torch.Tensor, g: torch.Tensor, pad: float) -> torch.Ten
     return torch.minimum(in_g, in_a)
 
 
+def _aabb_inter_bound(a_rect: torch.Tensor, g_rect: torch.Tensor, rect_pad: float, margin_compat: bool) -> torch.Tensor:
+    """float64 ``[P]`` bound of the BEV intersection of row pairs from their exact bounding rectangles
+    (`bev_aabb` with ``rect_pad``): the area of the intersection of the two rectangles, each grown to contain the
+    bounding rectangle of its box grown by `_may_reach`'s pad (a half-size grown by ``p`` moves the AABB side by
+    ``p (|cos| + |sin|) <= p sqrt 2``). Gathers and min / max only: no trigonometry per pair."""
+    pad = (MARGIN if margin_compat else 0.0) + _BOUND_PAD
+    grow = max(pad * 1.5 - rect_pad, 0.0)  # 1.5 > sqrt 2
+    a, g = a_rect.double(), g_rect.double()
+    w = torch.minimum(a[:, 2], g[:, 2]) - torch.maximum(a[:, 0], g[:, 0]) + 2 * grow
+    h = torch.minimum(a[:, 3], g[:, 3]) - torch.maximum(a[:, 1], g[:, 1]) + 2 * grow
+    return w.clamp_min(0) * h.clamp_min(0)
+
+
 def _may_reach(a: torch.Tensor, g: torch.Tensor, floor: torch.Tensor, margin_compat: bool,
-               iou_3d: bool) -> torch.Tensor:
+               iou_3d: bool, aabb_inter: torch.Tensor | None = None) -> torch.Tensor:
     """bool ``[P]``: can the kernel IoU of row pair (a, g) reach ``floor`` (float64)? False only when proven not.
 
     Every vertex of the kernel's intersection polygon lies in both rectangles grown by the margin (the margin kernel
@@ -337,6 +350,14 @@ def _may_reach(a: torch.Tensor, g: torch.Tensor, floor: torch.Tensor, margin_com
     """
     pad = (MARGIN if margin_compat else 0.0) + _BOUND_PAD
     parallel = torch.sin(2 * (a[:, 6].double() - g[:, 6].double())).abs() < _PARALLEL_SIN2
+    if aabb_inter is not None:
+        # ``aabb_inter`` (`_aabb_inter_bound`) bounds the same intersection more loosely but without trigonometry:
+        # the pairs it rules out (most of them) skip the projection bound; the others go through it as before.
+        pre = torch.nonzero(parallel | (_iou_from_inter_bound(a, g, aabb_inter, iou_3d) >= floor)).squeeze(1)
+        live = torch.zeros_like(parallel)
+        live[pre] = _may_reach(a.index_select(0, pre), g.index_select(0, pre), floor.index_select(0, pre),
+                               margin_compat, iou_3d)
+        return live
     live = parallel | (_iou_from_inter_bound(a, g, _projection_bound(a, g, pad), iou_3d) >= floor)
     if iou_3d:
         # No height overlap in the kernel's own float arithmetic: 3D IoU exactly 0, which never changes a maximum
@@ -344,8 +365,9 @@ def _may_reach(a: torch.Tensor, g: torch.Tensor, floor: torch.Tensor, margin_com
         live = live & (_height_overlap(a, g) > 0)
     if margin_compat:
         sel = torch.nonzero(live & ~parallel).squeeze(1)
-        inter = bev_intersection_aligned(_grown(a[sel], pad), _grown(g[sel], pad))
-        live[sel] = _iou_from_inter_bound(a[sel], g[sel], inter, iou_3d) >= floor[sel]
+        a_sel, g_sel = a.index_select(0, sel), g.index_select(0, sel)
+        inter = bev_intersection_aligned(_grown(a_sel, pad), _grown(g_sel, pad))
+        live[sel] = _iou_from_inter_bound(a_sel, g_sel, inter, iou_3d) >= floor.index_select(0, sel)
     return live
 
 
@@ -374,7 +396,7 @@ def atss_assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.
 def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, topk: int = 9, *,
                      anchor_set: torch.Tensor | None = None, index: AtssAnchorIndex | None = None,
                      upstream_quirks: bool = False, margin_compat: bool = False,
-                     iou_3d: bool = False) -> AtssAssignment:
+                     iou_3d: bool = False, pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> AtssAssignment:
     """`atss_assign` for S anchor sets at once: set s's assigner sees the anchors with ``anchor_set == s`` (in
     ascending index order) and every GT; each anchor gets at most one GT.
 
@@ -383,6 +405,10 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
             at least ``topk`` anchors.
         anchor_set: int ``[A]`` in ``0..S-1`` (None: one set). Ignored when ``index`` is given.
         index: ``AtssAnchorIndex.build(anchors, anchor_set, margin_compat=margin_compat)``, to reuse across frames.
+        pairs: ``(gt index, anchor index)`` int64 ``[P]`` each: any superset of the (anchor, GT) pairs whose
+            bounding rectangles grown by ``index.aabb_pad`` overlap (e.g. enumerated from a layout's grid, as
+            `assignaudit.assign.assigner` does); None: the index's AABB query finds them. Extra pairs change
+            nothing (their kernel IoU is 0).
 
     Returns an `AtssAssignment` whose per-GT fields carry a set axis (``threshold [S, K]``, ...). Inputs are not
     modified.
@@ -422,23 +448,30 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     # Candidates: the kernel gives exactly 0 to a pair whose margin-padded rectangles do not overlap (no crossing,
     # no corner within 1 cm), the value box_iou_bev_sparse leaves there.
     c_a, c_v = cand.reshape(-1), v_of_cand.reshape(-1)
-    c_iou = iou_fn(anchors[c_a], gt_boxes[v_gt[c_v]], margin_compat=margin_compat)
+    # (index_select rather than t[idx] for row gathers: torch's CPU advanced indexing is several times slower)
+    c_g = v_gt.index_select(0, c_v)
+    c_iou = iou_fn(anchors.index_select(0, c_a), gt_boxes.index_select(0, c_g), margin_compat=margin_compat)
     cand_iou = c_iou.view(topk, n_v)
 
     # Every other pair with IoU > 0 has overlapping padded rectangles (as box_iou_bev_sparse). An anchor fixes the
     # set, so (anchor, GT) identifies (anchor, v).
-    p_g, p_a = index.aabb.query(bev_aabb(gt_boxes, index.aabb_pad), ordered=False)
+    gt_rect = bev_aabb(gt_boxes, index.aabb_pad)
+    p_g, p_a = index.aabb.query(gt_rect, ordered=False) if pairs is None else pairs
     p_key = p_a * n_g + p_g
-    c_sorted = torch.sort(c_a * n_g + v_gt[c_v]).values  # unique: a set's candidates of one GT are distinct anchors
+    c_sorted = torch.sort(c_a * n_g + c_g).values  # unique: a set's candidates of one GT are distinct anchors
     is_cand = c_sorted[torch.searchsorted(c_sorted, p_key).clamp_max(c_sorted.numel() - 1)] == p_key
 
     # Forced match: a non-candidate pair matters only if it can reach the best candidate IoU.
     r_a, r_g = p_a[~is_cand], p_g[~is_cand]
-    r_v = index.anchor_set[r_a] * n_g + r_g
-    floor = cand_iou.amax(dim=0).double()[r_v] * (1 - 1e-6)
-    live = _may_reach(anchors[r_a], gt_boxes[r_g], floor, margin_compat, iou_3d)
-    r_a, r_v = r_a[live], r_v[live]
-    r_iou = iou_fn(anchors[r_a], gt_boxes[v_gt[r_v]], margin_compat=margin_compat)
+    r_v = index.anchor_set.index_select(0, r_a) * n_g + r_g
+    floor = cand_iou.amax(dim=0).double().index_select(0, r_v) * (1 - 1e-6)
+    aabb_inter = _aabb_inter_bound(index.aabb.boxes.index_select(0, r_a), gt_rect.index_select(0, r_g),
+                                   index.aabb_pad, margin_compat)
+    r_anchor = anchors.index_select(0, r_a)
+    live_idx = torch.nonzero(_may_reach(r_anchor, gt_boxes.index_select(0, r_g), floor, margin_compat, iou_3d,
+                                        aabb_inter)).squeeze(1)
+    r_a, r_v, r_g = r_a.index_select(0, live_idx), r_v.index_select(0, live_idx), r_g.index_select(0, live_idx)
+    r_iou = iou_fn(r_anchor.index_select(0, live_idx), gt_boxes.index_select(0, r_g), margin_compat=margin_compat)
     all_a, all_v, all_iou = torch.cat((c_a, r_a)), torch.cat((c_v, r_v)), torch.cat((c_iou, r_iou))
 
     # Per set on a contiguous [topk, K] block, the shape upstream reduces: torch's column reductions can round

@@ -42,7 +42,6 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from assignaudit.conventions import limit_period
 from assignaudit.errors import DataError
@@ -225,6 +224,8 @@ def hungarian_assign(cost: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.nd
     if c.ndim != 2:
         raise DataError(f"cost: expected a [Q, K] matrix, got shape {list(c.shape)}")
     c = np.nan_to_num(c.astype(np.float64), nan=COST_CLAMP, posinf=COST_CLAMP, neginf=-COST_CLAMP)
+    from scipy.optimize import linear_sum_assignment  # scipy only on the query path (start-up)
+
     rows, cols = linear_sum_assignment(c)
     return rows.astype(np.int64), cols.astype(np.int64)
 

@@ -46,6 +46,14 @@ class FrameAssignment:
     """int64 ``[S, B]``: ignored anchors per anchor set and band of the anchor centre."""
     num_candidates: int = 0
     """Anchor-GT pairs whose IoU was evaluated (diagnostics)."""
+    pos_anchor_index: np.ndarray | None = None
+    """int64 ``[P]`` (aligned with ``pos_gt_index``): flat anchor index of each positive; -1 for the untouched anchors
+    mmdet's ``min_pos_iou = 0`` corner case claims by count. For pictures (`assignaudit show`), not the tallies."""
+    pos_forced: np.ndarray | None = None
+    """bool ``[P]``: the positive is forced (low-quality match) and would not pass the positive threshold alone."""
+    ignore_anchor_index: np.ndarray | None = None
+    """int64 ``[I]``: flat index of the ignored anchors that some GT touches (an IoU > 0 pair); untouched ignored
+    anchors (a set with ``unmatched_threshold <= 0``) are not listed."""
 
     @property
     def num_pos(self) -> int:

@@ -2,31 +2,23 @@
 scaling, translation, gt_sampling) and mmdetection3d 1.x's (GlobalRotScaleTrans, RandomFlip3D, ObjectSample,
 use_valid_flag). See `assignaudit.augment.replay` for the pipeline orders and the seeding."""
 
-from assignaudit.augment.database import ClassDatabase, GTDatabase, build_database
-from assignaudit.augment.frame import (
-    DROP_CLASS_FILTER,
-    DROP_MIN_POINTS,
-    DROP_OUT_OF_RANGE,
-    DROP_REASONS,
-    SOURCE_DATASET,
-    SOURCE_GT_SAMPLING,
-    AugmentedFrame,
-    DroppedGT,
-)
-from assignaudit.augment.replay import AugmentationReplay, stable_int
+import importlib
 
-__all__ = [
-    "AugmentationReplay",
-    "AugmentedFrame",
-    "ClassDatabase",
-    "DroppedGT",
-    "GTDatabase",
-    "build_database",
-    "stable_int",
-    "DROP_CLASS_FILTER",
-    "DROP_MIN_POINTS",
-    "DROP_OUT_OF_RANGE",
-    "DROP_REASONS",
-    "SOURCE_DATASET",
-    "SOURCE_GT_SAMPLING",
-]
+# Lazy (PEP 562): `assignaudit.augment.params` is imported by the config loaders, which must not pull in torch.
+_EXPORTS = {
+    "ClassDatabase": "database", "GTDatabase": "database", "build_database": "database",
+    "AugmentationReplay": "replay", "stable_int": "replay",
+    **{name: "frame" for name in ("DROP_CLASS_FILTER", "DROP_MIN_POINTS", "DROP_OUT_OF_RANGE", "DROP_REASONS",
+                                  "SOURCE_DATASET", "SOURCE_GT_SAMPLING", "AugmentedFrame", "DroppedGT")},
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

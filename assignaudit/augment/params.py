@@ -76,5 +76,90 @@ class ObjectSample:
     filter_by_difficulty: tuple[int, ...] = ()  # prepare.filter_by_difficulty: database entries of these levels go
 
 
+@dataclass(frozen=True)
+class LocalRotation:
+    """OpenPCDet ``random_local_rotation`` (augmentor_utils.py ``local_rotation``): for each GT box in order, one
+    ``u ~ U(lo, hi)``; the box turns about its own centre (centre unchanged, ``yaw += u``)."""
+
+    angle_range_rad: tuple[float, float] = (-0.15707963267, 0.15707963267)
+
+
+@dataclass(frozen=True)
+class LocalScaling:
+    """OpenPCDet ``random_local_scaling`` (``local_scaling``): skipped without draws when ``hi - lo < 1e-3``; else
+    for each GT box in order one ``s ~ U(lo, hi)``, ``dx, dy, dz *= s`` about the unchanged centre."""
+
+    scale_range: tuple[float, float] = (0.95, 1.05)
+
+
+@dataclass(frozen=True)
+class LocalTranslation:
+    """OpenPCDet ``random_local_translation`` (``random_local_translation_along_<axis>``): for each axis in list
+    order, for each GT box in order, one ``t ~ U(lo, hi)`` metres added to the centre on that axis."""
+
+    axes: tuple[str, ...] = ("x", "y", "z")
+    offset_range: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class LocalFrustumDropout:
+    """OpenPCDet ``random_local_frustum_dropout``: removes points in a slab of each box, never a box. Recorded;
+    the box replay is the identity."""
+
+    directions: tuple[str, ...] = ("top",)
+    intensity_range: tuple[float, float] = (0.0, 0.2)
+
+
+@dataclass(frozen=True)
+class LocalPyramidAug:
+    """OpenPCDet ``random_local_pyramid_aug`` (SE-SSD pyramid dropout / sparsify / swap): moves and removes points
+    inside boxes, never a box. Recorded; the box replay is the identity."""
+
+    drop_prob: float = 0.25
+    sparsify_prob: float = 0.05
+    sparsify_max_num: int = 50
+    swap_prob: float = 0.1
+    swap_max_num: int = 50
+
+
+LOCAL_OPS = (LocalRotation, LocalScaling, LocalTranslation, LocalFrustumDropout, LocalPyramidAug)
+"""OpenPCDet's per-object ops; replayed by `assignaudit.augment.local`."""
+
+
+@dataclass(frozen=True)
+class ObjectNoise:
+    """mmdet3d ``ObjectNoise`` (``noise_per_object_v3_``, data_augment_utils.py): every GT box in turn gets the first
+    of ``num_try`` (translation ~ N(0, std) per axis, rotation ~ U(rot_range)) trials whose BEV box collides with no
+    other box (earlier boxes at their new place); a box with no such trial stays. ``global_rot_range`` wider than
+    1e-3 also moves the box on a circle about the origin to a bearing ~ U(global_rot_range) first (v2 path).
+    `assignaudit.augment.object_noise` replays it."""
+
+    translation_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    rot_range: tuple[float, float] = (-0.15707963267, 0.15707963267)
+    global_rot_range: tuple[float, float] = (0.0, 0.0)
+    num_try: int = 100
+
+
+@dataclass(frozen=True)
+class GlobalRotScaleTransImage:
+    """PETR's ``GlobalRotScaleTransImage`` (projects/PETR/petr/transforms_3d.py) on the 3D boxes: a ~ U(rot_range)
+    then s ~ U(scale_ratio_range) (two uniforms, in this order; ``translation_std`` is never used upstream). The
+    boxes are rotated counter-clockwise by a (-a with ``reverse_angle``): centres and velocities; the yaw gets +a
+    (-a), and then, without ``reverse_angle``, ``yaw -= 2 a``: centres turn by +a while yaws turn by -a, as upstream
+    trains. Then centres, sizes and velocities are scaled by s."""
+
+    rot_range_rad: tuple[float, float] = (-0.3925, 0.3925)
+    scale_range: tuple[float, float] = (0.95, 1.05)
+    reverse_angle: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectRangeFilter:
+    """mmdet3d ``ObjectRangeFilter`` where the pipeline has it *before* an op that moves boxes (PETR): the range
+    filter (``gt_filters.range_filter``, the config's range) runs at this point of the list instead of after the
+    augmentations; later ops may move boxes out of the range and they stay, as upstream."""
+
+
 AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling, GlobalRotScaleTrans,
-              RandomFlip3D, ObjectSample]
+              RandomFlip3D, ObjectSample, LocalRotation, LocalScaling, LocalTranslation, LocalFrustumDropout,
+              LocalPyramidAug, ObjectNoise, GlobalRotScaleTransImage, ObjectRangeFilter]

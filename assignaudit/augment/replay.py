@@ -32,12 +32,16 @@ sha256(sample_token), replay, op_kind, occurrence]))``. Results do not depend on
 adding or removing one op (say ``gt_sampling``) leaves the draws of the others unchanged. Within an op the draws
 follow OpenPCDet's order: flip -- one uniform per listed axis, flipped iff u >= 0.5 (``np.random.choice([False,
 True], p=[.5, .5])`` picks True for u >= 0.5); rotation -- one uniform; scaling -- one uniform, or none when
-``hi - lo < 1e-3``; translation -- three normals (x, y, z); gt_sampling -- one ``choice`` per sampled class.
+``hi - lo < 1e-3``; translation -- three normals (x, y, z); gt_sampling -- one ``choice`` per sampled class;
+local rotation / scaling / translation -- one uniform per box (per axis, then per box), see
+`assignaudit.augment.local`.
 mmdet3d's ops draw unconditionally (transforms_3d.py): ``GlobalRotScaleTrans`` -- one uniform for the angle, one
 for the scale (no degenerate-range skip), then three normals (``np.random.normal(scale=std, size=3)``, drawn even
 when std is 0; std is cast to float32 first, as upstream); ``RandomFlip3D`` -- one uniform for horizontal, then one
 for vertical, each flipping iff u < ratio (the vertical uniform is drawn even when its ratio is 0; a LiDAR-only
-pipeline never takes the ``sync_2d`` image branch); ``ObjectSample`` -- one ``choice`` per class with k > 0.
+pipeline never takes the ``sync_2d`` image branch); ``ObjectSample`` -- one ``choice`` per class with k > 0;
+``ObjectNoise`` -- ``[N, num_try, 3]`` normals, ``[N, num_try]`` rotation uniforms, ``[N, num_try]`` global-rotation
+uniforms (`augment.object_noise`).
 """
 
 from __future__ import annotations
@@ -67,9 +71,20 @@ from assignaudit.augment.frame import (
     DroppedGT,
 )
 from assignaudit.augment.gt_sampling import PasteResult, sample_and_paste, sample_and_paste_mmdet3d
+from assignaudit.augment.local import apply_local_op, validate_local_op
+from assignaudit.augment.object_noise import apply_object_noise
 from assignaudit.augment.params import (
+    LOCAL_OPS,
     GlobalRotScaleTrans,
+    GlobalRotScaleTransImage,
+    LocalFrustumDropout,
+    LocalPyramidAug,
+    LocalRotation,
+    LocalScaling,
+    LocalTranslation,
     GTSampling,
+    ObjectNoise,
+    ObjectRangeFilter,
     ObjectSample,
     RandomFlip3D,
     WorldFlip,
@@ -88,7 +103,10 @@ __all__ = ["AugmentationReplay", "AugmentedFrame", "DroppedGT", "GTDatabase", "b
 
 # Stream ids of the op kinds (part of the seed derivation: changing them changes every replay).
 _OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4, GTSampling: 5,
-            GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8}
+            GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8,
+            # OpenPCDet local (per-object) ops, assignaudit.augment.local (9-19); mmdet3d ops 20-29
+            LocalRotation: 9, LocalScaling: 10, LocalTranslation: 11, LocalFrustumDropout: 12, LocalPyramidAug: 13,
+            ObjectNoise: 20, GlobalRotScaleTransImage: 21, ObjectRangeFilter: 22}
 # OpenPCDet's global_scaling skips (and draws nothing) below this range width.
 SCALE_SKIP_WIDTH = 1e-3
 
@@ -103,7 +121,9 @@ def _validate_ops(config: "DetectorConfig") -> None:
         where = f"augmentations[{i}]"
         if type(op) not in _OP_KIND:
             raise ConfigError(f"{where}: unsupported augmentation {type(op).__name__}")
-        if isinstance(op, WorldFlip):
+        if isinstance(op, LOCAL_OPS):
+            validate_local_op(op, where)
+        elif isinstance(op, WorldFlip):
             bad = [a for a in op.axes if a not in ("x", "y")]
             if bad:
                 raise ConfigError(f"{where}: flip axis {bad[0]!r} is not 'x' or 'y'")
@@ -138,6 +158,21 @@ def _validate_ops(config: "DetectorConfig") -> None:
                                  ("vertical", op.flip_ratio_bev_vertical)):
                 if not 0.0 <= ratio <= 1.0:
                     raise ConfigError(f"{where}: RandomFlip3D flip_ratio_bev_{label} {ratio} is not in [0, 1]")
+        elif isinstance(op, ObjectNoise):
+            lo, hi = op.rot_range
+            glo, ghi = op.global_rot_range
+            if not (lo <= hi and glo <= ghi):
+                raise ConfigError(f"{where}: ObjectNoise rot_range / global_rot_range must have lo <= hi")
+            if len(op.translation_std) != 3 or any(not s >= 0 for s in op.translation_std):
+                raise ConfigError(f"{where}: ObjectNoise translation_std {op.translation_std} must be three "
+                                  "values >= 0")
+            if isinstance(op.num_try, bool) or not isinstance(op.num_try, (int, np.integer)) or op.num_try < 1:
+                raise ConfigError(f"{where}: ObjectNoise num_try {op.num_try!r} must be an integer >= 1")
+        elif isinstance(op, GlobalRotScaleTransImage):
+            lo, hi = op.rot_range_rad
+            slo, shi = op.scale_range
+            if not (lo <= hi and 0 < slo <= shi):
+                raise ConfigError(f"{where}: GlobalRotScaleTransImage needs rot lo <= hi and 0 < scale lo <= hi")
         elif isinstance(op, ObjectSample):
             if not (np.isfinite(op.rate) and op.rate >= 0):
                 raise ConfigError(f"{where}: ObjectSample rate {op.rate} must be a finite value >= 0")
@@ -221,8 +256,17 @@ class AugmentationReplay:
 
         # 2. the augmentation queue, in config order.
         draws: list[tuple[str, float]] = []
+        range_done = False
         if augment and self.config.augmentations:
             for op, rng in zip(self.config.augmentations, self._generators(frame.sample_token, replay)):
+                if isinstance(op, ObjectRangeFilter):  # upstream filters here, before a later op moves boxes
+                    inside = range_mask(boxes, self.config.point_cloud_range, self._range_mode)
+                    sel = ~inside & (index >= 0)
+                    dropped.append((index[sel], names[sel], ann[sel], DROP_OUT_OF_RANGE))
+                    boxes, names, ann, pts = boxes[inside], names[inside], ann[inside], pts[inside]
+                    index, source = index[inside], source[inside]
+                    range_done = True
+                    continue
                 if isinstance(op, (GTSampling, ObjectSample)):
                     pasted = self._paste(op, boxes, names, rng)
                     n = pasted.boxes.shape[0]
@@ -233,6 +277,8 @@ class AugmentationReplay:
                     index = np.concatenate([index, np.full(n, -1, dtype=np.int64)])
                     source = np.concatenate([source, np.full(n, SOURCE_GT_SAMPLING, dtype=object)])
                     draws += [("gt_sampling_drawn", float(pasted.num_drawn)), ("gt_sampling_pasted", float(n))]
+                elif isinstance(op, LOCAL_OPS):
+                    boxes = apply_local_op(op, boxes, rng, draws)
                 else:
                     boxes = self._world_op(op, boxes, rng, draws)
 
@@ -240,7 +286,8 @@ class AugmentationReplay:
         boxes = boxes.copy()  # cheap ([N, 9]); guarantees the frame's own array is never written
         boxes[:, 6] = wrap_yaw(boxes[:, 6])
         in_class = class_mask(names, self._class_names)
-        in_range = range_mask(boxes, self.config.point_cloud_range, self._range_mode)
+        in_range = np.ones(boxes.shape[0], dtype=bool) if range_done else \
+            range_mask(boxes, self.config.point_cloud_range, self._range_mode)
         is_dataset = index >= 0
         if self._range_mode == "mmdet3d":  # ObjectRangeFilter runs before ObjectNameFilter
             first, second = (~in_range, DROP_OUT_OF_RANGE), (in_range & ~in_class, DROP_CLASS_FILTER)
@@ -331,6 +378,21 @@ class AugmentationReplay:
             draws += [("rotation_rad", angle), ("scale", factor)]
             draws += [(f"translate_{axis}_m", float(t)) for axis, t in zip("xyz", offset)]
             return world.translate(world.scale(world.rotate_about_z(boxes, angle), factor), offset)
+        if isinstance(op, ObjectNoise):
+            boxes, chosen = apply_object_noise(op, boxes, rng)
+            moved = int(np.count_nonzero(chosen >= 0))
+            draws += [("object_noise_moved", float(moved)), ("object_noise_unmoved", float(chosen.size - moved))]
+            return boxes
+        if isinstance(op, GlobalRotScaleTransImage):
+            angle = float(rng.uniform(*op.rot_range_rad))
+            factor = float(rng.uniform(*op.scale_range))
+            draws += [("rotation_rad", angle), ("scale", factor)]
+            turn = -angle if op.reverse_angle else angle
+            boxes = world.rotate_about_z(boxes, turn)
+            if not op.reverse_angle:
+                boxes = boxes.copy()
+                boxes[:, 6] -= 2 * turn
+            return world.scale(boxes, factor)
         if isinstance(op, RandomFlip3D):
             # RandomFlip3D.transform: both uniforms are drawn (horizontal first) before either flip is applied.
             flip_h = bool(rng.random() < op.flip_ratio_bev_horizontal)

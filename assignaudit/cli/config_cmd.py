@@ -153,13 +153,18 @@ def _render(cfg) -> None:
 
 def _summary_anchor(cfg, head) -> None:
     a, layout = cfg.assigner, cfg.anchors
-    if layout.generator != "pcdet":
+    if layout.generator == "mmdet3d_aligned_per_class":
+        order = "mmdet3d per class (class, rot, y, x), one feature map per class"
+    elif layout.generator != "pcdet":
         order = "mmdet3d (z, y, x, set, size, rot) per level"
     else:
         order = "multi-head (class, size, rot, z, y, x)" if layout.multihead else "single head (z, y, x, class, size, rot)"
     gen = {"pcdet": "OpenPCDet AnchorGenerator", "mmdet3d": "mmdet3d Anchor3DRangeGenerator (endpoints)",
            "mmdet3d_aligned": "mmdet3d AlignedAnchor3DRangeGenerator "
-                              + ("(align_corner)" if layout.align_corner else "(cell centres)")}[layout.generator]
+                              + ("(align_corner)" if layout.align_corner else "(cell centres)"),
+           "mmdet3d_aligned_per_class": "mmdet3d AlignedAnchor3DRangeGeneratorPerCls "
+                                        + ("(align_corner)" if layout.align_corner else "(cell centres)")}[
+        layout.generator]
     head.add_row("anchor layout", f"{order}; {gen}")
     if layout.levels:
         head.add_row("FPN levels", ", ".join(f"stride {lv.feature_map_stride} (sizes x{lv.scale:g})"
@@ -275,7 +280,8 @@ def _render_rest(cfg, console) -> None:
     rest.add_row("class mapping", ", ".join(f"{s} -> {d}" for s, d in g.class_mapping) or "(none)")
     rest.add_row("score thresh", f"{p.score_thresh:g}")
     rest.add_row("nms", f"{p.nms_type}, thresh {p.nms_thresh:g}, pre {p.nms_pre_maxsize}, post {p.nms_post_maxsize}"
-                        f"{' per class' if p.multi_classes_nms else ' (class-agnostic)'}")
+                        + (" (class-agnostic)" if not p.multi_classes_nms else
+                           " per class, post over all classes" if cfg.framework == "mmdet3d" else " per class"))
     if p.circle_min_radius_sq:
         rest.add_row("circle min radius (m^2)", escape(_fmt(p.circle_min_radius_sq)))
     console.print(rest)

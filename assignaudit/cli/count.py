@@ -59,6 +59,8 @@ def count_cmd(
     replays: Annotated[int, typer.Option("--replays", help="Augmented replays per frame.")] = 1,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Skip the random augmentation (filters still apply).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (auto = CUDA when available).")] = "auto",
+    threads: Annotated[int, typer.Option(
+        "--threads", help="torch intra-op threads per process (1 is fastest for count's many small ops).")] = 1,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Stop after this many frames.")] = None,
     only_summary: Annotated[bool, typer.Option("--only-summary", help="Write only summary.parquet (for baselines).")] = False,
     queries: Annotated[Optional[Path], typer.Option(
@@ -75,9 +77,11 @@ def count_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     from assignaudit.bands import Bands
-    from assignaudit.count import CountOptions
+    from assignaudit.count import CountOptions, set_torch_threads
 
     from assignaudit.config import load_config
+
+    set_torch_threads(threads)  # before any torch work (docs/performance.md)
 
     overrides, cfg_options = parse_config_overrides(list(ctx.args))
     _check_compare_flags(compare_config, compare_pipeline, queries)

@@ -12,19 +12,20 @@ from typing import Annotated, Optional
 import typer
 
 from assignaudit.cli.app import EXIT_GATE_FAILED, JsonOpt, app, cli_errors
-from assignaudit.gate import Status, load_policy, run_gate
-from assignaudit.gate.render import TABLE_HEADER, headline, table_rows, to_json, write_outputs
+# assignaudit.gate (pandas) is imported inside the command: the other commands (config show) start without it.
 
 _RULES = "Rules (flags win over the policy file's global rules)"
 _OUT = "Outputs"
 
-_STYLE = {Status.FAIL: "bold red", Status.PASS: "green", Status.SKIP: "yellow", Status.INFO: "dim"}
+_STYLE = {"FAIL": "bold red", "PASS": "green", "SKIP": "yellow", "INFO": "dim"}  # by Status name
 
 
 def _render_table(result, verbose: bool = False) -> None:
     """Violations and one summary line; ``verbose``: every compared cell, the notes and the config hash too."""
     from rich.console import Console
     from rich.table import Table
+
+    from assignaudit.gate.render import TABLE_HEADER, headline, table_rows
 
     console = Console()
     if not console.is_terminal:
@@ -40,14 +41,14 @@ def _render_table(result, verbose: bool = False) -> None:
             flag = "same" if p.matches else ("[bold red]DIFFERS[/]" if p.required else "[yellow]changed[/]")
             prov.add_row(p.report, p.field, _short(p.baseline), _short(p.current), flag)
         console.print(prov)
-    rows = [(v, row) for v, row in zip(result.verdicts, table_rows(result)) if verbose or v.status is Status.FAIL]
+    rows = [(v, row) for v, row in zip(result.verdicts, table_rows(result)) if verbose or v.status.name == "FAIL"]
     if rows:
         title = "gate: every compared cell (violations first)" if verbose else "gate: violations (--verbose: every cell)"
         table = Table(title=title, title_justify="left")
         for name in TABLE_HEADER:
             table.add_column(name, justify="right" if name in ("baseline", "current", "delta", "limit") else "left")
         for verdict, row in rows:
-            table.add_row(*row, style=_STYLE[verdict.status])
+            table.add_row(*row, style=_STYLE[verdict.status.name])
         console.print(table)
     if verbose:
         for note in result.notes:
@@ -117,10 +118,15 @@ def gate(
                                 "and the summary line.")] = False,
 ) -> None:
     """Compare two `count` (and `yaw`) reports per class and band; exit 1 when a rule is violated."""
+    from assignaudit.gate import load_policy, run_gate
+    from assignaudit.gate.render import to_json, write_junit, write_markdown
+
     flags = dict(max_pos_drop=max_pos_drop, max_pos_per_gt_drop=max_pos_per_gt_drop,
                  max_zero_pos_increase=max_zero_pos_increase, fail_on_zero_pos_class=fail_on_zero_pos_class,
                  max_flip_rate=max_flip_rate, max_dup_rate=max_dup_rate, max_aoe_increase=max_aoe_increase,
                  min_count=min_count, tie_tolerance=tie_tolerance)
+    from assignaudit.gate import load_policy, run_gate
+    from assignaudit.gate.render import to_json, write_outputs
     from assignaudit.report_set import check_out_file
 
     outputs = {opt: path for opt, path in (("--md", md), ("--junit", junit)) if path is not None}

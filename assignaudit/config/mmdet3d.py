@@ -15,27 +15,42 @@ reproduce is a `ConfigError` naming it, never silently dropped.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from assignaudit.assign.heatmap import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
-from assignaudit.augment.params import AugOp, GlobalRotScaleTrans, ObjectSample, RandomFlip3D
+from assignaudit.augment.params import (
+    AugOp, GlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter, ObjectSample, RandomFlip3D,
+)
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.config.schema import ConfigPaths, build_heatmap_params, check_consistency, log_heatmap_warnings
 from assignaudit.errors import ConfigError
 
 
+log = logging.getLogger(__name__)
+
 MMENGINE_MISSING = "reading mmdetection3d .py configs needs mmengine: pip install 'assignaudit[mmdet3d]'"
 
 ANCHOR_HEAD = "Anchor3DHead"
+# Anchor3DHead subclasses whose targets are Anchor3DHead's (train_mixins.anchor_target_3d): PartA2 / PV-RCNN's RPN
+# (``model.rpn_head``, train_cfg.rpn) and SSN's ShapeAwareHead (one anchor set per class, each on its task's map).
+PARTA2_RPN_HEAD = "PartA2RPNHead"
+SHAPE_AWARE_HEAD = "ShapeAwareHead"
+ANCHOR_HEADS = (ANCHOR_HEAD, PARTA2_RPN_HEAD, SHAPE_AWARE_HEAD)
 CENTER_HEAD = "CenterHead"
 QUERY_HEADS = ("DETR3DHead", "PETRHead")
-SUPPORTED_HEADS = (ANCHOR_HEAD, CENTER_HEAD) + QUERY_HEADS
-_GENERATORS = {"Anchor3DRangeGenerator": "mmdet3d", "AlignedAnchor3DRangeGenerator": "mmdet3d_aligned"}
+SUPPORTED_HEADS = ANCHOR_HEADS + (CENTER_HEAD,) + QUERY_HEADS
+_GENERATORS = {"Anchor3DRangeGenerator": "mmdet3d", "AlignedAnchor3DRangeGenerator": "mmdet3d_aligned",
+               "AlignedAnchor3DRangeGeneratorPerCls": "mmdet3d_aligned_per_class"}
+# model.<head key> -> (train_cfg part, test_cfg part) it reads; None: the stage cfg itself.
+_HEAD_KEYS = (("pts_bbox_head", "pts", "pts"), ("bbox_head", None, None), ("rpn_head", "rpn", "rcnn"))
 _GENERATOR_KEYS = ("type", "ranges", "sizes", "scales", "rotations", "custom_values", "reshape_out",
                    "size_per_range", "align_corner")
 _MAX_IOU_ASSIGNERS = ("Max3DIoUAssigner", "MaxIoUAssigner")
@@ -51,6 +66,15 @@ _GT_NEUTRAL = (
     "PointShuffle", "PointSample", "RandomJitterPoints", "BackgroundPointsFilter", "NormalizePointsColor",
     "PhotoMetricDistortion3D", "PhotoMetricDistortionMultiViewImage", "NormalizeMultiviewImage",
     "PadMultiViewImage", "Pack3DDetInputs", "DefaultFormatBundle3D", "Collect3D",
+)
+# Camera-only transforms: they change images, camera matrices and 2D labels, never the 3D GT boxes or their labels
+# (mmdet3d transforms_3d.py / formating, projects/DETR3D, PETR, BEVFusion). Accepted and recorded in
+# DatasetSpec.skipped_transforms. MultiViewWrapper is accepted when every transform it wraps is one of these.
+_IMAGE_ONLY = (
+    "PhotoMetricDistortion3D", "PhotoMetricDistortionMultiViewImage", "NormalizeMultiviewImage",
+    "PadMultiViewImage", "RandomResize3D", "Resize3D", "ResizeCropFlipImage", "ResizeCropFlipRotImage",
+    "ImageAug3D", "GridMask", "LoadMultiViewImageFromMultiSweeps", "BEVLoadMultiViewImageFromFiles",
+    "MultiViewWrapper",
 )
 _OBJECT_SAMPLE_KEYS = ("type", "db_sampler", "use_ground_plane", "sample_2d")
 _DB_SAMPLER_KEYS = ("type", "data_root", "info_path", "rate", "prepare", "sample_groups", "classes",
@@ -126,18 +150,65 @@ def parse_cfg_options(options: Sequence[str]) -> dict[str, Any]:
 
 # Top-level variables assignaudit itself may read when the model does not carry them (docs/config.md).
 _TOP_LEVEL_FALLBACKS = ("class_names", "point_cloud_range", "voxel_size")
+# Leaf keys the importer reads somewhere, so that ``--cfg-options`` may add them where the file leaves them at their
+# default (e.g. an assigner's ``min_pos_iou``). A new leaf that is none of these would change nothing here (and,
+# misspelt, nothing upstream either): it is refused with the closest existing key.
+_READ_LEAVES = frozenset(
+    _GENERATOR_KEYS + _ASSIGNER_KEYS + _CENTER_TRAIN_KEYS + _OBJECT_SAMPLE_KEYS + _DB_SAMPLER_KEYS + _PREPARE_KEYS
+    + ("assign_per_class", "num_query", "num_classes", "tasks", "num_class", "class_names", "transformer",
+       "decoder", "num_layers", "coordinate", "rot_range", "scale_ratio_range", "translation_std", "shift_height",
+       "flip_ratio_bev_horizontal", "flip_ratio_bev_vertical", "flip_box3d", "sync_2d", "global_rot_range",
+       "num_try", "output_shape", "encoder_channels", "layer_strides", "upsample_strides", "start_level",
+       "end_level", "num_outs", "use_valid_flag", "score_thr", "nms_thr", "use_rotate_nms", "nms_pre", "max_num",
+       "score_threshold", "nms_type", "pre_max_size", "post_max_size", "min_radius", "point_cloud_range",
+       "voxel_size", "classes", "cls_cost", "reg_cost", "weight", "strides", "stem_channels", "arch",
+       "out_indices", "deploy", "num_proposals", "nms_kernel_size")
+)
+_STAGE_CFGS = ("train_cfg", "test_cfg")
 
 
-def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping[str, Any]) -> None:
-    """Refuse a ``--cfg-options`` key whose path leads nowhere (a typo such as ``model.pts_bbox_hed.x``).
+def _close_match(seg: str, candidates: Sequence[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(seg, [str(c) for c in candidates], n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def _pts_layout(segments: list[str], cfg: Mapping[str, Any]) -> list[str]:
+    """``model.train_cfg.X`` <-> ``model.train_cfg.pts.X`` (and ``test_cfg``): the other config layout's spelling.
+
+    MVX-style detectors (``pts_bbox_head``) keep their train / test settings under ``pts``, single-stage ones do not;
+    a user (or the README) writing one layout for the other means the same key, so it is rewritten to the layout
+    this config has. Anything else is returned unchanged.
+    """
+    if len(segments) < 3 or segments[0] != "model" or segments[1] not in _STAGE_CFGS:
+        return segments
+    model = cfg.get("model")
+    stage = model.get(segments[1]) if isinstance(model, Mapping) else None
+    if not isinstance(stage, Mapping):
+        return segments
+    has_pts = isinstance(stage.get("pts"), Mapping)
+    if segments[2] == "pts" and not has_pts and "pts" not in stage:
+        return segments[:2] + segments[3:]
+    if segments[2] != "pts" and has_pts and segments[2] not in stage:
+        return segments[:2] + ["pts"] + segments[2:]
+    return segments
+
+
+def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse a ``--cfg-options`` key whose path leads nowhere (a typo such as ``model.pts_bbox_hed.x`` or
+    ``model.bbox_head.assign_per_clas``); returns the options with ``train_cfg`` / ``test_cfg`` keys in this config's
+    layout (`_pts_layout`).
 
     mmengine's ``merge_from_dict`` creates any missing mapping on the way, so upstream a misspelt key trains the
     unchanged config without a word; here it would silently give the unchanged counts, so every segment but the last
-    must exist (list indices in range), and only the last may add a key to an existing mapping (e.g. an assigner's
-    ``min_pos_iou`` left at its default). A new top-level key is refused too, except the variables read as fallbacks.
+    must exist (list indices in range), and the last may only add a key to an existing mapping if it is one that
+    assignaudit reads (`_READ_LEAVES`, e.g. an assigner's ``min_pos_iou`` left at its default). A new top-level key
+    is refused too, except the variables read as fallbacks. Each error names the closest existing key.
     """
-    for key in options:
-        segments = str(key).split(".")
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        segments = _pts_layout(str(key).split("."), cfg)
         node: Any = cfg
         for depth, seg in enumerate(segments):
             where = ".".join(segments[:depth]) or "the config's top level"
@@ -146,8 +217,12 @@ def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping
                 if seg in node:
                     node = node[seg]
                     continue
-                if depth == len(segments) - 1 and (depth > 0 or seg in _TOP_LEVEL_FALLBACKS):
+                last = depth == len(segments) - 1
+                if last and (seg in _TOP_LEVEL_FALLBACKS or (depth > 0 and seg in _READ_LEAVES)):
                     break  # a new leaf in an existing mapping
+                near = _close_match(seg, list(node) + (sorted(_READ_LEAVES) if last and depth > 0 else []))
+                if near is not None:
+                    raise ConfigError(f"{problem} key {seg!r} not found under {where}; did you mean {near!r}?")
                 avail = ", ".join(map(str, list(node)[:12])) + (", ..." if len(node) > 12 else "")
                 raise ConfigError(f"{problem} key {seg!r} not found under {where} (available: {avail or 'none'})")
             if isinstance(node, (list, tuple)):
@@ -160,6 +235,58 @@ def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping
                 continue
             raise ConfigError(f"{problem} {where} is {type(node).__name__} {repr(node)[:60]}, not a mapping or "
                               f"list, so it has no key {seg!r}")
+        out[".".join(segments)] = value
+    return out
+
+
+CONFIGS_ENV = "ASSIGNAUDIT_MMDET3D_CONFIGS"
+_SCOPE_HINT = (f"set {CONFIGS_ENV}=DIR to mmdetection3d's configs folder (a checkout's configs/ or the wheel's "
+               "mmdet3d/.mim/configs); assignaudit never imports mmdet3d, and mmengine looks for the scope in an "
+               "installed mmdet3d package")
+
+
+def scope_configs_dir(path: Path) -> Path | None:
+    """Where ``mmdet3d::x`` resolves: ``$ASSIGNAUDIT_MMDET3D_CONFIGS``, else the ``configs/`` folder of the
+    mmdetection3d checkout the config file lives in (a folder above it holding ``configs/_base_``), else None."""
+    env = os.environ.get(CONFIGS_ENV)
+    if env:
+        return Path(env)
+    for parent in Path(path).resolve().parents:
+        if (parent / "configs" / "_base_").is_dir():
+            return parent / "configs"
+    return None
+
+
+@contextlib.contextmanager
+def _mmdet3d_scope(config_cls: Any, configs_dir: Path | None):
+    """Resolve ``mmdet3d::rel`` base paths to ``configs_dir/rel`` while mmengine reads (``Config._get_cfg_path``);
+    other scopes, or no folder, raise a `ConfigError` that says what to do."""
+    original = config_cls.__dict__.get("_get_cfg_path")
+    if original is None:  # another mmengine layout: leave it alone
+        yield
+        return
+
+    def resolve(cfg_path: str, filename: str):
+        if "::" not in cfg_path:
+            return original.__func__(cfg_path, filename)
+        scope, _, rel = cfg_path.partition("::")
+        if scope != "mmdet3d":
+            raise ConfigError(f"{filename}: _base_ {cfg_path!r}: the {scope}:: scope needs the {scope} package's "
+                              "config tree, which assignaudit does not read (copy the file next to the config and "
+                              "use a relative path)")
+        if configs_dir is None:
+            raise ConfigError(f"{filename}: _base_ {cfg_path!r}: {_SCOPE_HINT}")
+        target = Path(configs_dir) / rel
+        if not target.is_file():
+            raise ConfigError(f"{filename}: _base_ {cfg_path!r}: {target} does not exist ({CONFIGS_ENV} or the "
+                              f"checkout's configs/ folder is {configs_dir})")
+        return str(target), scope
+
+    config_cls._get_cfg_path = staticmethod(resolve)
+    try:
+        yield
+    finally:
+        config_cls._get_cfg_path = original
 
 
 def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> dict:
@@ -173,7 +300,10 @@ def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, An
     except ImportError:
         raise ConfigError(f"{path}: {MMENGINE_MISSING}") from None
     try:
-        cfg = Config.fromfile(str(path), import_custom_modules=False)
+        with _mmdet3d_scope(Config, scope_configs_dir(path)):
+            cfg = Config.fromfile(str(path), import_custom_modules=False)
+    except ConfigError:
+        raise
     except Exception as err:  # noqa: BLE001 - mmengine raises anything a Python file can raise
         first = (str(err).strip().splitlines() or [""])[0]
         hint = ""
@@ -182,7 +312,7 @@ def read_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, An
                     "configs/ files, which need only mmengine)")
         raise ConfigError(f"{path}: cannot read the mmdetection3d config: {type(err).__name__}: {first}{hint}") from None
     if options:
-        _check_cfg_option_paths(path, cfg.to_dict(), options)
+        options = _check_cfg_option_paths(path, cfg.to_dict(), options)
         try:
             cfg.merge_from_dict(options)
         except Exception as err:  # noqa: BLE001 - mmengine raises KeyError / TypeError / IndexError here
@@ -212,13 +342,14 @@ def _no_unknown(chk: Checker, section: Mapping, path: str, allowed: tuple[str, .
                                                   "ignored silently")
 
 
-def _stage_cfg(chk: Checker, model: Mapping, key: str, pts: bool) -> tuple[Mapping, str]:
-    """``model.train_cfg`` / ``test_cfg``, or their ``pts`` part for the MVX-style ``pts_bbox_head`` detectors."""
+def _stage_cfg(chk: Checker, model: Mapping, key: str, part: str | None) -> tuple[Mapping, str]:
+    """``model.train_cfg`` / ``test_cfg``, or their ``part``: ``pts`` for the MVX-style ``pts_bbox_head`` detectors,
+    ``rpn`` (train) / ``rcnn`` (test: the final boxes) for the two-stage ``rpn_head`` ones."""
     path = f"model.{key}"
     section = model.get(key) or {}
     section = chk.mapping(section, path)
-    if pts and "pts" in section:
-        return chk.mapping(section["pts"] or {}, join(path, "pts")), join(path, "pts")
+    if part is not None and part in section:
+        return chk.mapping(section[part] or {}, join(path, part)), join(path, part)
     return section, path
 
 
@@ -308,11 +439,15 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
     ops: list[AugOp] = []
     paths: list[str] = []
     range_seen = None
+    skipped: list[str] = []
     for i, step in enumerate(steps):
         step_path = join(path, i)
         step = chk.mapping(step, step_path)
         kind = _type(chk, step, step_path)
         if kind in _GT_NEUTRAL:
+            continue
+        if kind in _IMAGE_ONLY:
+            skipped.append(_image_only(chk, step, step_path, kind))
             continue
         if kind == "ObjectRangeFilter":
             rng = _numbers(chk, chk.required(step, "point_cloud_range", step_path),
@@ -330,26 +465,65 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
                 raise chk.error(join(step_path, "classes"), f"drops dataset class {dropped[0]!r}; only a filter "
                                                             "that keeps every class of the dataset is supported")
             continue
-        if range_seen is not None:
-            # assignaudit applies the range filter after the random ops; one placed before them changes which GT
-            # the later ops see.
-            raise chk.error(step_path, f"{kind!r} after ObjectRangeFilter ({range_seen}) is not supported: "
-                                       "assignaudit filters the range after the augmentations")
-        if kind == "GlobalRotScaleTrans":
+        if range_seen is not None and not any(isinstance(op, ObjectRangeFilter) for op in ops):
+            # Upstream filters the range here, before a later op moves boxes (PETR): replay the filter at this
+            # point of the list (the final one then does not run).
+            if kind != "GlobalRotScaleTransImage":
+                raise chk.error(step_path, f"{kind!r} after ObjectRangeFilter ({range_seen}) is not supported "
+                                           "(only GlobalRotScaleTransImage may follow it)")
+            ops.append(ObjectRangeFilter())
+            paths.append(range_seen)
+        if kind == "GlobalRotScaleTransImage":
+            ops.append(_global_rot_scale_trans_image(chk, step, step_path))
+        elif kind == "GlobalRotScaleTrans":
             ops.append(_global_rot_scale_trans(chk, step, step_path))
         elif kind == "RandomFlip3D":
             ops.append(_random_flip(chk, step, step_path))
         elif kind == "ObjectSample":
             ops.append(_object_sample(chk, step, step_path, class_names, match_height))
+        elif kind == "ObjectNoise":
+            ops.append(_object_noise(chk, step, step_path))
         else:
             raise chk.error(step_path, f"transform {kind!r} is not replayed by assignaudit and may change the GT "
-                                       "boxes (replayed: GlobalRotScaleTrans, RandomFlip3D, ObjectSample, "
-                                       "ObjectRangeFilter, ObjectNameFilter)")
+                                       "boxes (replayed: GlobalRotScaleTrans, GlobalRotScaleTransImage, "
+                                       "RandomFlip3D, ObjectSample, ObjectNoise, ObjectRangeFilter, "
+                                       "ObjectNameFilter; skipped as image-only: " + ", ".join(_IMAGE_ONLY) + ")")
         paths.append(step_path)
     if range_seen is None:
         raise chk.error(path, "no ObjectRangeFilter: GT outside the range would reach the assigner, which "
                               "assignaudit does not reproduce")
-    return tuple(ops), tuple(paths)
+    return tuple(ops), tuple(paths), tuple(skipped)
+
+
+def _image_only(chk: Checker, step: Mapping, path: str, kind: str) -> str:
+    """An accepted camera-only transform, as recorded (``MultiViewWrapper[inner, ...]``)."""
+    if kind != "MultiViewWrapper":
+        return kind
+    inner = chk.sequence(chk.required(step, "transforms", path), join(path, "transforms"))
+    names = []
+    for j, t in enumerate(inner):
+        t_path = join(join(path, "transforms"), j)
+        name = _type(chk, chk.mapping(t, t_path), t_path)
+        if name not in _IMAGE_ONLY and name not in _GT_NEUTRAL:
+            raise chk.error(join(t_path, "type"), f"{name!r} inside MultiViewWrapper is not known to leave the 3D "
+                                                  f"GT unchanged (image-only: {', '.join(_IMAGE_ONLY)})")
+        names.append(name)
+    return f"MultiViewWrapper[{', '.join(names)}]"
+
+
+def _global_rot_scale_trans_image(chk: Checker, step: Mapping, path: str) -> GlobalRotScaleTransImage:
+    _no_unknown(chk, step, path, ("type", "rot_range", "scale_ratio_range", "translation_std", "reverse_angle",
+                                  "training"), "GlobalRotScaleTransImage")
+    if not chk.boolean(step.get("training", True), join(path, "training")):
+        raise chk.error(join(path, "training"), "False in a train pipeline is not supported")
+    d = GlobalRotScaleTransImage()
+    return GlobalRotScaleTransImage(
+        rot_range_rad=chk.range_pair(step.get("rot_range", list(d.rot_range_rad)), join(path, "rot_range")),
+        scale_range=chk.range_pair(step.get("scale_ratio_range", list(d.scale_range)),
+                                   join(path, "scale_ratio_range"), positive=True),
+        # translation_std is read by __init__ and never used ("TODO: support translation")
+        reverse_angle=chk.boolean(step.get("reverse_angle", False), join(path, "reverse_angle")),
+    )
 
 
 def _global_rot_scale_trans(chk: Checker, step: Mapping, path: str) -> GlobalRotScaleTrans:
@@ -369,6 +543,28 @@ def _global_rot_scale_trans(chk: Checker, step: Mapping, path: str) -> GlobalRot
     if min(std) < 0:
         raise chk.error(std_path, f"a standard deviation cannot be negative, got {show(std_raw)}")
     return GlobalRotScaleTrans(rot_range_rad=rot, scale_range=scale, translation_std_m=std)  # type: ignore
+
+
+def _object_noise(chk: Checker, step: Mapping, path: str) -> ObjectNoise:
+    """``ObjectNoise`` (transforms_3d.py defaults; ``noise_per_object_v3_`` widens a scalar range r to [-r, r] and
+    a scalar std s to [s, s, s])."""
+    _no_unknown(chk, step, path, ("type", "translation_std", "global_rot_range", "rot_range", "num_try"),
+                "ObjectNoise")
+    d = ObjectNoise()
+    std_raw = step.get("translation_std", list(d.translation_std))
+    std_path = join(path, "translation_std")
+    std = (chk.number(std_raw, std_path, lo=0.0),) * 3 if not isinstance(std_raw, (list, tuple)) \
+        else chk.numbers(std_raw, std_path, length=3)
+    if min(std) < 0:
+        raise chk.error(std_path, f"a standard deviation cannot be negative, got {show(std_raw)}")
+    return ObjectNoise(
+        translation_std=std,  # type: ignore[arg-type]
+        rot_range=chk.range_pair(step.get("rot_range", list(d.rot_range)), join(path, "rot_range"),
+                                 symmetric_scalar=True),
+        global_rot_range=chk.range_pair(step.get("global_rot_range", list(d.global_rot_range)),
+                                        join(path, "global_rot_range"), symmetric_scalar=True),
+        num_try=chk.integer(step.get("num_try", d.num_try), join(path, "num_try"), minimum=1),
+    )
 
 
 def _random_flip(chk: Checker, step: Mapping, path: str) -> RandomFlip3D:
@@ -429,8 +625,8 @@ def _difficulties(chk: Checker, value: Any, path: str) -> tuple[int, ...]:
 def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int, int, int]) -> list[int]:
     """BEV strides (in voxels) of the feature maps the head sees, derived from the model (docs/config.md).
 
-    Middle encoder: ``PointPillarsScatter`` 1; ``SparseEncoder`` 2**(stages-1) (the default 4 stages: 8).
-    Backbone ``SECOND``: cumulative ``layer_strides``. Neck ``SECONDFPN``: stride_i / upsample_strides[i] (all
+    Middle encoder: ``PointPillarsScatter`` 1; ``SparseEncoder`` / ``SparseUNet`` / ``SparseEncoderSASSD``
+    2**(stages-1) (the default 4 stages: 8). Backbone: `_backbone_strides` (``SECOND``, ``NoStemRegNet``). Neck ``SECONDFPN``: stride_i / upsample_strides[i] (all
     equal, concatenated into one map); ``FPN``: the backbone strides from ``start_level`` plus one doubling per
     extra output up to ``num_outs``.
     """
@@ -444,22 +640,16 @@ def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int,
             if shape != (grid[1], grid[0]):
                 raise chk.error(join(me_path, "output_shape"), f"{list(shape)} is not the voxel grid (y, x) "
                                                                f"{[grid[1], grid[0]]}")
-    elif me_type == "SparseEncoder":
+    elif me_type in ("SparseEncoder", "SparseUNet", "SparseEncoderSASSD"):
+        # SparseUNet: the BEV map is its encoder's (sparse_unet.py); SA-SSD's encoder is SparseEncoder plus an
+        # auxiliary point branch.
         channels = me.get("encoder_channels", ((16,), (32, 32, 32), (64, 64, 64), (64, 64, 64)))
         base = 2 ** (len(chk.sequence(channels, join(me_path, "encoder_channels"), min_length=1)) - 1)
     else:
         raise chk.error(join(me_path, "type"), f"{me_type!r}: cannot derive the anchor feature-map stride "
-                                               "(known: PointPillarsScatter, SparseEncoder)")
-    bb_path = f"model.{prefix}backbone"
-    bb = chk.mapping(chk.required(model, f"{prefix}backbone", "model"), bb_path)
-    if _type(chk, bb, bb_path) != "SECOND":
-        raise chk.error(join(bb_path, "type"), f"{bb.get('type')!r}: cannot derive the anchor feature-map strides "
-                                               "(known: SECOND)")
-    strides, s = [], 1
-    for i, ls in enumerate(chk.sequence(bb.get("layer_strides", [2, 2, 2]), join(bb_path, "layer_strides"),
-                                        min_length=1)):
-        s *= chk.integer(ls, join(join(bb_path, "layer_strides"), i), minimum=1)
-        strides.append(s)
+                                               "(known: PointPillarsScatter, SparseEncoder, SparseUNet, "
+                                               "SparseEncoderSASSD)")
+    strides = _backbone_strides(chk, model, prefix)
     neck_path = f"model.{prefix}neck"
     neck = chk.mapping(chk.required(model, f"{prefix}neck", "model"), neck_path)
     neck_type = _type(chk, neck, neck_path)
@@ -490,6 +680,38 @@ def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int,
             raise chk.error(neck_path, f"feature-map stride {total:g} is not a whole number of voxels")
         out.append(int(total))
     return out
+
+
+def _backbone_strides(chk: Checker, model: Mapping, prefix: str) -> list[int]:
+    """Cumulative strides of the backbone outputs the neck takes, relative to the middle encoder's BEV map.
+
+    ``SECOND``: one output per stage, cumulative ``layer_strides`` (default [2, 2, 2]). ``NoStemRegNet`` (mmdet
+    ``RegNet`` without its stride-2 stem: the voxel encoder is the stem, nostem_regnet.py): stage i has stride
+    ``strides[i]`` (default (2, 2, 2, 2)), the outputs are the stages in ``out_indices`` (default (0, 1, 2, 3)).
+    """
+    bb_path = f"model.{prefix}backbone"
+    bb = chk.mapping(chk.required(model, f"{prefix}backbone", "model"), bb_path)
+    bb_type = _type(chk, bb, bb_path)
+    if bb_type == "SECOND":
+        key, default, picked = "layer_strides", [2, 2, 2], None
+    elif bb_type == "NoStemRegNet":
+        key, default = "strides", [2, 2, 2, 2]
+        idx_path = join(bb_path, "out_indices")
+        picked = [chk.integer(v, join(idx_path, i), minimum=0)
+                  for i, v in enumerate(chk.sequence(bb.get("out_indices", [0, 1, 2, 3]), idx_path, min_length=1))]
+    else:
+        raise chk.error(join(bb_path, "type"), f"{bb.get('type')!r}: cannot derive the anchor feature-map strides "
+                                               "(known: SECOND, NoStemRegNet)")
+    cumulative, s = [], 1
+    for i, ls in enumerate(chk.sequence(bb.get(key, default), join(bb_path, key), min_length=1)):
+        s *= chk.integer(ls, join(join(bb_path, key), i), minimum=1)
+        cumulative.append(s)
+    if picked is None:
+        return cumulative
+    if max(picked) >= len(cumulative) or sorted(set(picked)) != picked:
+        raise chk.error(join(bb_path, "out_indices"), f"{picked} must be increasing stage indices below "
+                                                      f"{len(cumulative)} (one per entry of {key})")
+    return [cumulative[i] for i in picked]
 
 
 def _max_iou_assigner(chk: Checker, a: Any, path: str) -> dict[str, Any]:
@@ -534,8 +756,15 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
                                                 f"{', '.join(_GENERATORS)})")
     _no_unknown(chk, gen, gen_path, _GENERATOR_KEYS, gen_type)
     generator = _GENERATORS[gen_type]
+    shape_aware = _type(chk, head, head_path) == SHAPE_AWARE_HEAD
+    if shape_aware != (generator == "mmdet3d_aligned_per_class"):
+        # ShapeAwareHead hands the generator one feature-map size per class; the other generators read that list as
+        # FPN levels (and PerCls cannot serve a single map), so upstream fails or builds something else.
+        raise chk.error(join(gen_path, "type"), f"{gen['type']!r} with {head.get('type')!r}: ShapeAwareHead needs "
+                                                "AlignedAnchor3DRangeGeneratorPerCls and that generator needs "
+                                                "ShapeAwareHead")
     align_corner = chk.boolean(gen.get("align_corner", False), join(gen_path, "align_corner"))
-    if align_corner and generator != "mmdet3d_aligned":
+    if align_corner and generator not in ("mmdet3d_aligned", "mmdet3d_aligned_per_class"):
         raise chk.error(join(gen_path, "align_corner"), "only AlignedAnchor3DRangeGenerator takes align_corner")
     sizes_path, ranges_path = join(gen_path, "sizes"), join(gen_path, "ranges")
     # mm3d 1.x sizes are (x_size, y_size, z_size) = (dx, dy, dz) (spec §1); ranges z is the anchor bottom.
@@ -555,6 +784,10 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
     scales = chk.numbers(gen.get("scales", [1]), join(gen_path, "scales"), min_length=1, positive=True)
 
     strides = _feature_strides(chk, model, prefix, grid)
+    set_strides = [strides[0]] * len(sizes)
+    if shape_aware:
+        set_strides = _shape_aware_strides(chk, head, head_path, strides, scales, len(sizes), grid, class_names)
+        scales = [scales[0]]
     if len(strides) != len(scales):
         raise chk.error(join(gen_path, "scales"), f"{len(scales)} scales for {len(strides)} feature maps (strides "
                                                   f"{strides} from the neck); mmdet3d pairs them level by level")
@@ -577,7 +810,8 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
     for key in ("gt_max_assign_all", "match_low_quality"):
         if len({a[key] for a in assigners}) != 1:
             raise chk.error(a_path, f"the assigners disagree on {key}; assignaudit has one value for all")
-    assign_per_class = chk.boolean(head.get("assign_per_class", False), join(head_path, "assign_per_class"))
+    # Anchor3DHead's default is False, ShapeAwareHead's True (shape_aware_head.py).
+    assign_per_class = chk.boolean(head.get("assign_per_class", shape_aware), join(head_path, "assign_per_class"))
     if per_size and assign_per_class and len(sizes) != len(class_names):
         raise chk.error(join(head_path, "assign_per_class"),
                         f"assigner i gets the GT of class i, but there are {len(sizes)} sizes for "
@@ -589,7 +823,7 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
         sets.append(AnchorSet(
             class_name=label, sizes=(size,), rotations=rotations, bottom_heights=(rng[2],),  # type: ignore
             matched_threshold=a["pos"], unmatched_threshold=a["neg"],
-            feature_map_stride=strides[0], min_pos_iou=a["min_pos"] if per_size else None,
+            feature_map_stride=set_strides[i], min_pos_iou=a["min_pos"] if per_size else None,
             anchor_range=rng,  # type: ignore[arg-type]
         ))
     layout = AnchorLayout(point_cloud_range=pcr, voxel_size=voxel, anchor_sets=tuple(sets),  # type: ignore
@@ -601,6 +835,63 @@ def _anchor_head(chk: Checker, model: Mapping, head: Mapping, head_path: str, pr
         match_low_quality=assigners[0]["match_low_quality"], assign_per_class=assign_per_class if per_size else True,
     )
     return layout, params, tuple(join(sizes_path, i) for i in range(len(sets)))
+
+
+def _shape_aware_strides(chk: Checker, head: Mapping, head_path: str, strides: list[int], scales: Sequence[float],
+                         num_sizes: int, grid: tuple[int, int, int], class_names: tuple[str, ...]) -> list[int]:
+    """ShapeAwareHead: anchor set i (``sizes[i]`` / ``ranges[i]``, class i) lives on the map of the task that holds
+    class i (tasks in order, ``num_class`` each); that map is the neck's after the task's ``shared_conv_strides``
+    (3x3 convs, padding 1: ``ceil(n / s)`` per conv), so set i's stride is the neck stride times their product."""
+    if len(strides) != 1 or len(scales) != 1 or scales[0] != 1.0:
+        raise chk.error(join(head_path, "anchor_generator"), f"ShapeAwareHead needs one neck output and one scale 1 "
+                                                             f"(AlignedAnchor3DRangeGeneratorPerCls); got strides "
+                                                             f"{strides}, scales {list(scales)}")
+    tasks_path = join(head_path, "tasks")
+    out: list[int] = []
+    task_classes: list[str] = []
+    for ti, task in enumerate(chk.sequence(chk.required(head, "tasks", head_path), tasks_path, min_length=1)):
+        t_path = join(tasks_path, ti)
+        task = chk.mapping(task, t_path)
+        n = chk.integer(chk.required(task, "num_class", t_path), join(t_path, "num_class"), minimum=1)
+        task_classes += [str(c) for c in task.get("class_names") or ()]
+        conv = chk.sequence(task.get("shared_conv_strides", (1, 1)), join(t_path, "shared_conv_strides"))
+        nx, ny, total = grid[0] // strides[0], grid[1] // strides[0], strides[0]
+        for ci, c in enumerate(conv):
+            c = chk.integer(c, join(join(t_path, "shared_conv_strides"), ci), minimum=1)
+            nx, ny, total = -(-nx // c), -(-ny // c), total * c
+        if (nx, ny) != (grid[0] // total, grid[1] // total):
+            raise chk.error(join(t_path, "shared_conv_strides"), f"the task's map is {nx} x {ny} (convs round up), "
+                                                                 f"not grid // {total} = {grid[0] // total} x "
+                                                                 f"{grid[1] // total}; not reproduced")
+        out += [total] * n
+    if len(out) != num_sizes:
+        raise chk.error(tasks_path, f"the tasks hold {len(out)} classes but the generator has {num_sizes} sizes "
+                                    "(ShapeAwareHead asserts one feature map per size and range)")
+    if task_classes and tuple(task_classes) != tuple(class_names):
+        # Upstream never reads tasks[*].class_names: anchor set i is simply the one assigner i gives the GT of
+        # dataset label i. Replayed as trained, but the user should know (e.g. SSN Lyft: its class_names variable
+        # is not the base dataset's metainfo.classes, so 'car' GT meet the 'bicycle'-sized anchors).
+        pairs = [f"{c}<-{t}" for c, t in zip(class_names, task_classes) if c != t][:3]
+        log.warning("%s: %s: the tasks list classes in another order than the dataset classes; anchor set i gets "
+                    "the GT of dataset class i, as upstream trains (dataset<-task: %s)", chk.origin, tasks_path,
+                    ", ".join(pairs))
+    return out
+
+
+def _rcnn_post(chk: Checker, test_cfg: Mapping, path: str) -> PostProcessing:
+    """Two-stage PartA2 / PV-RCNN: the final boxes come from the ROI head's ``multi_class_nms`` (``test_cfg.rcnn``:
+    per class, score >= score_thr, rotated or axis-aligned NMS, no cap). The RPN's ``test_cfg.rpn`` only makes
+    proposals."""
+    d = PostProcessing()
+    rotate = chk.boolean(test_cfg.get("use_rotate_nms", True), join(path, "use_rotate_nms"))
+    return PostProcessing(
+        score_thresh=chk.fraction(test_cfg.get("score_thr", d.score_thresh), join(path, "score_thr")),
+        multi_classes_nms=True,
+        nms_type="nms_gpu" if rotate else "nms_normal_gpu",
+        nms_thresh=chk.fraction(test_cfg.get("nms_thr", d.nms_thresh), join(path, "nms_thr")),
+        nms_pre_maxsize=None,
+        nms_post_maxsize=None,
+    )
 
 
 def _anchor_post(chk: Checker, test_cfg: Mapping, path: str) -> PostProcessing:
@@ -726,35 +1017,36 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     chk = Checker(origin)
     cfg = chk.mapping(cfg, "")
     model = chk.mapping(chk.required(cfg, "model", ""), "model")
-    head_key = "pts_bbox_head" if model.get("pts_bbox_head") else "bbox_head"
-    if not model.get(head_key):
-        raise chk.error("model", "no pts_bbox_head or bbox_head: assignaudit audits dense heads "
+    found = next(((k, tr, te) for k, tr, te in _HEAD_KEYS if model.get(k)), None)
+    if found is None:
+        raise chk.error("model", "no pts_bbox_head, bbox_head or rpn_head: assignaudit audits dense heads "
                                  f"({', '.join(SUPPORTED_HEADS)})")
-    pts = head_key == "pts_bbox_head"
-    prefix = "pts_" if pts else ""
+    head_key, train_part, test_part = found
+    prefix = "pts_" if head_key == "pts_bbox_head" else ""
     head_path = f"model.{head_key}"
     head = chk.mapping(model[head_key], head_path)
     head_type = _type(chk, head, head_path)
-    train_cfg, train_path = _stage_cfg(chk, model, "train_cfg", pts)
-    test_cfg, test_path = _stage_cfg(chk, model, "test_cfg", pts)
+    train_cfg, train_path = _stage_cfg(chk, model, "train_cfg", train_part)
+    test_cfg, test_path = _stage_cfg(chk, model, "test_cfg", test_part)
     if head_type not in SUPPORTED_HEADS:
         raise chk.error(join(head_path, "type"), f"{head['type']!r} is not supported (supported: "
                                                  f"{', '.join(SUPPORTED_HEADS)}); its train_cfg assigner is "
                                                  f"{_assigner_desc(train_cfg)}")
-    kind = "anchor" if head_type == ANCHOR_HEAD else "center" if head_type == CENTER_HEAD else "query"
+    kind = "anchor" if head_type in ANCHOR_HEADS else "center" if head_type == CENTER_HEAD else "query"
 
     ds, ds_path = _unwrap_dataset(chk, cfg)
     class_names, classes_path = _class_names(chk, cfg, ds, ds_path)
     pcr, voxel, pcr_path = _grid_and_range(chk, cfg, model, need_voxel=kind != "query")
     grid = tuple(int(round((pcr[i + 3] - pcr[i]) / voxel[i])) for i in range(3))
-    augmentations, aug_paths = _pipeline(chk, ds, ds_path, class_names, pcr, pcr_path, match_height=False)
+    augmentations, aug_paths, skipped = _pipeline(chk, ds, ds_path, class_names, pcr, pcr_path, match_height=False)
 
     anchors = assigner = heatmap = query = None
     anchor_paths: tuple[str, ...] = ()
     if kind == "anchor":
         anchors, assigner, anchor_paths = _anchor_head(chk, model, head, head_path, prefix, train_cfg, train_path,
                                                        class_names, pcr, voxel, grid)  # type: ignore[arg-type]
-        post = _anchor_post(chk, test_cfg, test_path)
+        post = _rcnn_post(chk, test_cfg, test_path) if head_key == "rpn_head" else \
+            _anchor_post(chk, test_cfg, test_path)
     elif kind == "center":
         heatmap = _center_head(chk, head, head_path, train_cfg, train_path, class_names, pcr, pcr_path, voxel)
         post = _center_post(chk, test_cfg, test_path)
@@ -787,7 +1079,7 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         heatmap=heatmap,
         query=query,
         framework="mmdet3d",
-        dataset=_dataset_spec(ds),
+        dataset=_dataset_spec(ds, skipped),
     )
     check_consistency(result, chk, ConfigPaths(class_names=classes_path, anchors=anchor_paths,
                                                augmentations=aug_paths, class_mapping=classes_path,
@@ -795,7 +1087,7 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     return result
 
 
-def _dataset_spec(ds: Mapping) -> DatasetSpec:
+def _dataset_spec(ds: Mapping, skipped: tuple[str, ...] = ()) -> DatasetSpec:
     """The train dataset's type, ``data_root``, ``ann_file`` and the ObjectSample ``db_sampler.info_path``."""
 
     def text(value: Any) -> str | None:
@@ -810,7 +1102,7 @@ def _dataset_spec(ds: Mapping) -> DatasetSpec:
     ann = text(ds.get("ann_file"))
     return DatasetSpec(framework="mmdet3d", dataset_type=text(str(ds.get("type", "")).rsplit(".", 1)[-1]),
                        data_path=text(ds.get("data_root")), train_infos=(ann,) if ann else (),
-                       db_infos=tuple(db_infos))
+                       db_infos=tuple(db_infos), skipped_transforms=skipped)
 
 
 def load_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> DetectorConfig:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from assignaudit.assign.heatmap import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import AnchorLayout, AssignerParams, QueryParams
 from assignaudit.augment.params import AugOp
 
@@ -24,7 +24,8 @@ class GTFilters:
     ``DontCare``, Waymo ``unknown``): unlike other out-of-config classes they then never block a gt_sampling
     paste."""
     class_mapping: tuple[tuple[str, str], ...] = ()  # dataset class -> config class (applied before the class filter)
-    range_filter: str = "pcdet"  # "pcdet": centre inside on x, y, z inclusive; "mmdet3d": BEV strictly inside
+    range_filter: str = "pcdet"  # "pcdet": centre inside on x, y, z inclusive; "mmdet3d": BEV strictly inside;
+    # "none": no GT range filter (OpenPCDet without mask_points_and_boxes_outside_range / REMOVE_OUTSIDE_BOXES False)
     use_valid_flag: bool = False
     """mmdet3d nuScenes ``use_valid_flag=True`` (CenterPoint configs): keep ``num_lidar_pts + num_radar_pts > 0``
     instead of the LiDAR-point filter, so 0-LiDAR-point boxes with radar points are kept (spec §9.2, §12.11)."""
@@ -41,6 +42,9 @@ class PostProcessing:
     nms_pre_maxsize: int | None = None
     nms_post_maxsize: int | None = None
     circle_min_radius_sq: tuple[float, ...] = ()  # squared metres, per task/class group
+    nms_thresh_per_class: tuple[float, ...] = ()
+    """OpenPCDet ``class_specific_nms`` (DSVT CenterHead): ``NMS_THRESH[k]`` for the class of label k, NMS per
+    class; empty otherwise. `yaw` asks for ``--nms-thresh`` when the values differ."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,14 @@ class DatasetSpec:
     """OpenPCDet ``DB_DATA_PATH`` (shared-memory point files; no effect on boxes, recorded)."""
     options: tuple[tuple[str, str], ...] = ()
     """Dataset-class options that change which GT a frame hands on (``FILTER_EMPTY_BOXES_FOR_TRAIN``, ...), as
-    ``(key, json value)`` pairs, for the record."""
+    ``(key, json value)`` pairs, for the record; OpenPCDet gt_sampling options that touch only points or files
+    (``USE_SHARED_MEMORY``, ``FILTER_OBJ_POINTS_BY_TIMESTAMP``, ``TIME_RANGE``, ``BACKUP_DB_INFO``, ...) are
+    recorded as ``gt_sampling.<KEY>``."""
+    backup_db_data_path: tuple[str, ...] = ()
+    """OpenPCDet ``BACKUP_DB_INFO.DB_DATA_PATH``: the point file that goes with ``backup_db_infos``."""
+    skipped_transforms: tuple[str, ...] = ()
+    """Train-pipeline transforms accepted without a replay because they only change images (mmdet3d
+    ``MultiViewWrapper[...]``, ``ResizeCropFlipImage``, ...), for the record."""
 
 
 HEAD_KINDS = ("anchor", "center", "query")

@@ -19,9 +19,21 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from assignaudit.assign.heatmap import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import AnchorLayout, AnchorSet, AssignerParams, Framework, IouKind, QueryParams
-from assignaudit.augment.params import AugOp, GTSampling, WorldFlip, WorldRotation, WorldScaling, WorldTranslation
+from assignaudit.augment.params import (
+    AugOp,
+    GTSampling,
+    LocalFrustumDropout,
+    LocalPyramidAug,
+    LocalRotation,
+    LocalScaling,
+    LocalTranslation,
+    WorldFlip,
+    WorldRotation,
+    WorldScaling,
+    WorldTranslation,
+)
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config._yaml import read_yaml_file
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
@@ -41,14 +53,44 @@ _AUG_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gt_sampling": (
         ("SAMPLE_GROUPS", "PREPARE", "LIMIT_WHOLE_SCENE", "USE_ROAD_PLANE"),
         # Paths and point-cloud plumbing; REMOVE_EXTRA_WIDTH only enlarges the region whose *points* are removed.
+        # BACKUP_DB_INFO only chooses the database file (checked and recorded in DatasetSpec); FILTER_OBJ_POINTS_BY_
+        # TIMESTAMP / TIME_RANGE drop pasted *points* by timestamp after the boxes are chosen (add_sampled_boxes_to_
+        # scene), so they change no box: accepted and recorded.
         ("DB_INFO_PATH", "DB_DATA_PATH", "NUM_POINT_FEATURES", "DATABASE_WITH_FAKELIDAR", "REMOVE_EXTRA_WIDTH",
-         "USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT"),
+         "USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT", "BACKUP_DB_INFO", "FILTER_OBJ_POINTS_BY_TIMESTAMP",
+         "TIME_RANGE"),
     ),
     "random_world_flip": (("ALONG_AXIS_LIST",), ()),
     "random_world_rotation": (("WORLD_ROT_ANGLE",), ()),
     "random_world_scaling": (("WORLD_SCALE_RANGE",), ()),
     "random_world_translation": (("NOISE_TRANSLATE_STD",), ()),
+    "random_local_rotation": (("LOCAL_ROT_ANGLE",), ()),
+    "random_local_scaling": (("LOCAL_SCALE_RANGE",), ()),
+    "random_local_translation": (("LOCAL_TRANSLATION_RANGE", "ALONG_AXIS_LIST"), ()),
+    "random_local_frustum_dropout": (("INTENSITY_RANGE", "DIRECTION"), ()),
+    "random_local_pyramid_aug": (("DROP_PROB", "SPARSIFY_PROB", "SPARSIFY_MAX_NUM", "SWAP_PROB", "SWAP_MAX_NUM"),
+                                 ()),
 }
+# Heads whose targets need more than the GT boxes: the one-line reason of the refusal.
+_POINTS_HEADS = {
+    "VoxelNeXtHead": "'VoxelNeXtHead' is not supported: its positive for a GT is the active voxel of the sparse "
+                     "backbone's stride-8 output nearest the GT centre (voxelnext_head.py "
+                     "assign_target_of_single_head), which depends on the augmented point cloud (all sweeps, "
+                     "gt_sampling's pasted and removed points, every world op) and on the backbone's sparse-conv "
+                     "dilation; assignaudit replays boxes, not points",
+}
+# Augmentations that move or remove boxes by what only the points or images say: the reason of the refusal.
+_POINTS_AUGS = {
+    "random_world_frustum_dropout": "it drops every GT box above (below, left of, right of) a threshold set by the "
+                                    "point cloud's own extent (augmentor_utils.py global_frustum_dropout_*), which "
+                                    "needs the points",
+    "random_image_flip": "it flips the GT boxes in the camera frame with the image width and calibration "
+                         "(random_image_flip_horizontal), which needs the images",
+}
+# Augmentations that only touch camera images: (keys they read).
+_IMAGE_ONLY_AUGS = {"imgaug": ("ROT_LIM", "RAND_FLIP")}
+# Datasets whose gt_boxes carry velocity columns while the queue runs: local_rotation's velocity update raises there.
+_VELOCITY_DATASETS = ("NuScenesDataset",)
 _PREPARE_KEYS = ("filter_by_min_points", "filter_by_difficulty")
 _ANCHOR_KEYS = ("class_name", "anchor_sizes", "anchor_rotations", "anchor_bottom_heights", "align_center",
                 "feature_map_stride", "matched_threshold", "unmatched_threshold")
@@ -64,6 +106,10 @@ _NMS_TYPES = ("nms_gpu", "nms_normal_gpu")
 _VOXEL_PROCESSORS = ("transform_points_to_voxels", "transform_points_to_voxels_placeholder")
 _RANGE_PROCESSOR = "mask_points_and_boxes_outside_range"
 _RANGE_KEYS = ("NAME", "REMOVE_OUTSIDE_BOXES", "USE_CENTER_TO_FILTER")
+# Keys shipped configs carry that OpenPCDet 8cacccec never reads (grep of pcdet/): accepted, they change nothing.
+_RANGE_UNREAD = ("STRICT_MASK",)
+_CENTER_UNREAD = ("DENSE_REG",)
+_BACKUP_DB_KEYS = ("DB_INFO_PATH", "DB_DATA_PATH", "NUM_POINT_FEATURES")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -156,10 +202,54 @@ def _check_entry_keys(chk: Checker, entry: Mapping, path: str, name: str, used: 
                             "it may change the targets, so it is not ignored silently")
 
 
-def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool) -> AugOp:
+def _local_op(chk: Checker, entry: Mapping, path: str, name: str, data: Mapping) -> AugOp:
+    """random_local_* (data_augmentor.py): the keys each reads, with upstream's defaults where it has none."""
+    if name == "random_local_rotation":
+        dataset = data.get("DATASET")
+        if dataset in _VELOCITY_DATASETS or (dataset == "WaymoDataset" and data.get("TRAIN_WITH_SPEED", False)):
+            raise chk.error(path, f"on {dataset} the GT boxes carry velocity, and OpenPCDet's local_rotation then "
+                                  "raises (np.hstack of a (2,) and an (N, 1) array), so this config cannot train")
+        # data_augmentor.py: a non-list LOCAL_ROT_ANGLE a means [-a, a].
+        return LocalRotation(angle_range_rad=chk.range_pair(chk.required(entry, "LOCAL_ROT_ANGLE", path),
+                                                            join(path, "LOCAL_ROT_ANGLE"), symmetric_scalar=True))
+    if name == "random_local_scaling":
+        return LocalScaling(scale_range=chk.range_pair(chk.required(entry, "LOCAL_SCALE_RANGE", path),
+                                                       join(path, "LOCAL_SCALE_RANGE"), positive=True))
+    if name == "random_local_translation":
+        axes_path = join(path, "ALONG_AXIS_LIST")
+        axes = chk.sequence(chk.required(entry, "ALONG_AXIS_LIST", path), axes_path)
+        return LocalTranslation(
+            axes=tuple(chk.choice(a, join(axes_path, i), ("x", "y", "z")) for i, a in enumerate(axes)),
+            offset_range=chk.range_pair(chk.required(entry, "LOCAL_TRANSLATION_RANGE", path),
+                                        join(path, "LOCAL_TRANSLATION_RANGE")))
+    if name == "random_local_frustum_dropout":
+        dir_path = join(path, "DIRECTION")
+        dirs = chk.sequence(chk.required(entry, "DIRECTION", path), dir_path)
+        return LocalFrustumDropout(
+            directions=tuple(chk.choice(d, join(dir_path, i), ("top", "bottom", "left", "right"))
+                             for i, d in enumerate(dirs)),
+            intensity_range=chk.range_pair(chk.required(entry, "INTENSITY_RANGE", path),
+                                           join(path, "INTENSITY_RANGE")))
+    return LocalPyramidAug(
+        drop_prob=chk.fraction(chk.required(entry, "DROP_PROB", path), join(path, "DROP_PROB")),
+        sparsify_prob=chk.fraction(chk.required(entry, "SPARSIFY_PROB", path), join(path, "SPARSIFY_PROB")),
+        sparsify_max_num=chk.integer(chk.required(entry, "SPARSIFY_MAX_NUM", path), join(path, "SPARSIFY_MAX_NUM"),
+                                     minimum=0),
+        swap_prob=chk.fraction(chk.required(entry, "SWAP_PROB", path), join(path, "SWAP_PROB")),
+        swap_max_num=chk.integer(chk.required(entry, "SWAP_MAX_NUM", path), join(path, "SWAP_MAX_NUM"), minimum=0),
+    )
+
+
+def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool, data: Mapping) -> AugOp:
     name = entry["NAME"]
     used, ignored = _AUG_KEYS[name]
+    if name == "gt_sampling" and "IMG_AUG_TYPE" in entry:
+        raise chk.error(join(path, "IMG_AUG_TYPE"), "image-guided gt_sampling is not replayed: it rejects pasted "
+                                                    "objects by their 2D image boxes (sample_gt_boxes_2d), which "
+                                                    "needs the images and 2D boxes")
     _check_entry_keys(chk, entry, path, name, used, ignored)
+    if name.startswith("random_local_"):
+        return _local_op(chk, entry, path, name, data)
     if name == "gt_sampling":
         if entry.get("USE_ROAD_PLANE", False) is not False:
             chk.boolean(entry["USE_ROAD_PLANE"], join(path, "USE_ROAD_PLANE"))
@@ -169,6 +259,7 @@ def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool) -> AugO
                 raise chk.error(join(path, "USE_ROAD_PLANE"), "not supported with MATCH_HEIGHT True (the road "
                                                              "plane moves sampled boxes in z; assignaudit has no "
                                                              "road planes)")
+        _check_gt_sampling_files(chk, entry, path)
         prepare = chk.mapping(entry.get("PREPARE", {}), join(path, "PREPARE"))
         for key in prepare:
             if key not in _PREPARE_KEYS:
@@ -206,6 +297,34 @@ def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool) -> AugO
     return WorldTranslation(std_m=std)  # type: ignore[arg-type]
 
 
+def _check_gt_sampling_files(chk: Checker, entry: Mapping, path: str) -> None:
+    """The database-file and point-only options of ``gt_sampling`` (database_sampler.py ``__init__`` and
+    ``add_sampled_boxes_to_scene``): checked here so a malformed value is an error, recorded in `DatasetSpec`.
+
+    ``BACKUP_DB_INFO``: when a ``DB_INFO_PATH`` file does not exist, upstream asserts there is exactly one and loads
+    ``BACKUP_DB_INFO.DB_INFO_PATH`` instead (and its ``DB_DATA_PATH`` / ``NUM_POINT_FEATURES``). Which file exists is
+    a property of the data folder, so the infos reader makes that choice and reports it; the boxes it yields are
+    sampled with the same SAMPLE_GROUPS / PREPARE either way."""
+    if "BACKUP_DB_INFO" in entry:
+        b_path = join(path, "BACKUP_DB_INFO")
+        backup = chk.mapping(entry["BACKUP_DB_INFO"], b_path)
+        chk.no_unknown_keys(backup, b_path, _BACKUP_DB_KEYS)
+        chk.string(chk.required(backup, "DB_INFO_PATH", b_path), join(b_path, "DB_INFO_PATH"))
+        if "DB_DATA_PATH" in backup:
+            chk.string(backup["DB_DATA_PATH"], join(b_path, "DB_DATA_PATH"))
+        if "NUM_POINT_FEATURES" in backup:
+            chk.integer(backup["NUM_POINT_FEATURES"], join(b_path, "NUM_POINT_FEATURES"), minimum=1)
+        infos = entry.get("DB_INFO_PATH")
+        if isinstance(infos, (list, tuple)) and len(infos) != 1:
+            raise chk.error(join(path, "DB_INFO_PATH"), f"BACKUP_DB_INFO needs exactly one DB_INFO_PATH (upstream "
+                                                        f"asserts it when falling back), got {len(infos)}")
+    for key in ("USE_SHARED_MEMORY", "FILTER_OBJ_POINTS_BY_TIMESTAMP"):
+        if key in entry:
+            chk.boolean(entry[key], join(path, key))
+    if entry.get("FILTER_OBJ_POINTS_BY_TIMESTAMP", False):
+        chk.numbers(chk.required(entry, "TIME_RANGE", path), join(path, "TIME_RANGE"), length=2)
+
+
 def _augmentations(chk: Checker, data: Mapping, path: str, match_height: bool
                    ) -> tuple[tuple[AugOp, ...], tuple[str, ...]]:
     if "DATA_AUGMENTOR" not in data:
@@ -227,20 +346,30 @@ def _augmentations(chk: Checker, data: Mapping, path: str, match_height: bool
         name = chk.string(chk.required(entry, "NAME", entry_path), join(entry_path, "NAME"))
         if name in disabled:
             continue
+        if name in _IMAGE_ONLY_AUGS:
+            # data_augmentor.py imgaug: flips / rotates camera_imgs and records it in img_process_infos; gt_boxes
+            # untouched. No box op; recorded in DatasetSpec.options ("image_only_augmentations").
+            _check_entry_keys(chk, entry, entry_path, name, _IMAGE_ONLY_AUGS[name], ())
+            continue
+        if name in _POINTS_AUGS:
+            raise chk.error(entry_path, f"augmentation {name!r} is not replayed: {_POINTS_AUGS[name]}; add it to "
+                                        "DISABLE_AUG_LIST to audit without it")
         if name not in _AUG_KEYS:
             raise chk.error(entry_path, f"augmentation {name!r} is not replayed by assignaudit (supported: "
                                         f"{', '.join(_AUG_KEYS)}); add it to DISABLE_AUG_LIST to audit without it")
-        ops.append(_aug_op(chk, entry, entry_path, match_height))
+        ops.append(_aug_op(chk, entry, entry_path, match_height, data))
         paths.append(entry_path)
     return tuple(ops), tuple(paths)
 
 
-def _data_processor(chk: Checker, data: Mapping, path: str) -> tuple[float, float, float]:
-    """Voxel size from transform_points_to_voxels; checks the GT range filter is the one we reproduce."""
+def _data_processor(chk: Checker, data: Mapping, path: str) -> tuple[tuple[float, float, float], str]:
+    """Voxel size from transform_points_to_voxels, and the GT range filter: ``pcdet`` (centre inside, the
+    ``mask_points_and_boxes_outside_range`` entry with ``REMOVE_OUTSIDE_BOXES: True``) or ``none`` (no such entry,
+    or ``REMOVE_OUTSIDE_BOXES: False``: data_processor.py then keeps every GT box)."""
     proc_path = join(path, "DATA_PROCESSOR")
     procs = chk.sequence(chk.required(data, "DATA_PROCESSOR", path), proc_path)
     voxel = None
-    range_seen = False
+    range_mode = "none"
     for i, entry in enumerate(procs):
         entry_path = join(proc_path, i)
         entry = chk.mapping(entry, entry_path)
@@ -249,21 +378,18 @@ def _data_processor(chk: Checker, data: Mapping, path: str) -> tuple[float, floa
             voxel = chk.numbers(chk.required(entry, "VOXEL_SIZE", entry_path), join(entry_path, "VOXEL_SIZE"),
                                 length=3, positive=True)
         elif name == _RANGE_PROCESSOR:
-            range_seen = True
-            _check_entry_keys(chk, entry, entry_path, name, _RANGE_KEYS[1:], ())
-            if not chk.boolean(entry.get("REMOVE_OUTSIDE_BOXES", False), join(entry_path, "REMOVE_OUTSIDE_BOXES")):
-                raise chk.error(join(entry_path, "REMOVE_OUTSIDE_BOXES"),
-                                "False keeps boxes outside the range; assignaudit reproduces only the filtering "
-                                "mode (True)")
+            _check_entry_keys(chk, entry, entry_path, name, _RANGE_KEYS[1:], _RANGE_UNREAD)
+            # data_processor.py reads config.REMOVE_OUTSIDE_BOXES without a default: an EasyDict AttributeError
+            if not chk.boolean(chk.required(entry, "REMOVE_OUTSIDE_BOXES", entry_path),
+                               join(entry_path, "REMOVE_OUTSIDE_BOXES")):
+                continue
+            range_mode = "pcdet"
             if not chk.boolean(entry.get("USE_CENTER_TO_FILTER", True), join(entry_path, "USE_CENTER_TO_FILTER")):
                 raise chk.error(join(entry_path, "USE_CENTER_TO_FILTER"),
                                 "False (corner-count range filter) is not supported; only the box-centre filter is")
     if voxel is None:
         raise chk.error(proc_path, "no transform_points_to_voxels entry with VOXEL_SIZE (needed for the anchor grid)")
-    if not range_seen:
-        raise chk.error(proc_path, f"no {_RANGE_PROCESSOR} entry: GT outside the range would reach the assigner, "
-                                   "which assignaudit does not reproduce")
-    return voxel  # type: ignore[return-value]
+    return voxel, range_mode  # type: ignore[return-value]
 
 
 def _anchor_set(chk: Checker, entry: Any, path: str) -> AnchorSet:
@@ -341,8 +467,11 @@ def _post_processing(chk: Checker, section: Mapping, path: str) -> PostProcessin
     def opt_int(key: str, default: int | None) -> int | None:
         return chk.integer(nms[key], join(nms_path, key), minimum=1) if key in nms else default
 
+    score_thresh = chk.fraction(pp.get("SCORE_THRESH", d.score_thresh), join(pp_path, "SCORE_THRESH"))
+    if nms.get("NMS_TYPE") == "class_specific_nms":
+        return _class_specific_nms(chk, nms, nms_path, score_thresh)
     return PostProcessing(
-        score_thresh=chk.fraction(pp.get("SCORE_THRESH", d.score_thresh), join(pp_path, "SCORE_THRESH")),
+        score_thresh=score_thresh,
         multi_classes_nms=chk.boolean(nms.get("MULTI_CLASSES_NMS", d.multi_classes_nms),
                                       join(nms_path, "MULTI_CLASSES_NMS")),
         nms_type=chk.choice(nms.get("NMS_TYPE", d.nms_type), join(nms_path, "NMS_TYPE"), _NMS_TYPES),
@@ -350,6 +479,26 @@ def _post_processing(chk: Checker, section: Mapping, path: str) -> PostProcessin
         nms_pre_maxsize=opt_int("NMS_PRE_MAXSIZE", d.nms_pre_maxsize),
         nms_post_maxsize=opt_int("NMS_POST_MAXSIZE", d.nms_post_maxsize),
     )
+
+
+def _class_specific_nms(chk: Checker, nms: Mapping, nms_path: str, score_thresh: float) -> PostProcessing:
+    """``NMS_TYPE: class_specific_nms`` (model_nms_utils.py ``class_specific_nms``, CenterHead only): for each label
+    k < len(NMS_THRESH), rotated NMS (nms_gpu) of that class's boxes with NMS_THRESH[k], NMS_PRE_MAXSIZE[k],
+    NMS_POST_MAXSIZE[k]."""
+    chk.no_unknown_keys(nms, nms_path, ("NMS_TYPE", "NMS_THRESH", "NMS_PRE_MAXSIZE", "NMS_POST_MAXSIZE"))
+    thresh = tuple(chk.fraction(v, join(join(nms_path, "NMS_THRESH"), i)) for i, v in enumerate(
+        chk.sequence(chk.required(nms, "NMS_THRESH", nms_path), join(nms_path, "NMS_THRESH"), min_length=1)))
+    sizes = {}
+    for key in ("NMS_PRE_MAXSIZE", "NMS_POST_MAXSIZE"):
+        values = chk.sequence(chk.required(nms, key, nms_path), join(nms_path, key), length=len(thresh))
+        ints = {chk.integer(v, join(join(nms_path, key), i), minimum=1) for i, v in enumerate(values)}
+        if len(ints) != 1:
+            raise chk.error(join(nms_path, key), f"per-class values {sorted(ints)} are not reproduced (assignaudit "
+                                                 "takes one size for all classes)")
+        sizes[key] = ints.pop()
+    return PostProcessing(score_thresh=score_thresh, multi_classes_nms=True, nms_type="nms_gpu",
+                          nms_thresh=thresh[0], nms_pre_maxsize=sizes["NMS_PRE_MAXSIZE"],
+                          nms_post_maxsize=sizes["NMS_POST_MAXSIZE"], nms_thresh_per_class=thresh)
 
 
 def _center_head(chk: Checker, head: Mapping, head_path: str, class_names: tuple[str, ...],
@@ -362,7 +511,7 @@ def _center_head(chk: Checker, head: Mapping, head_path: str, class_names: tuple
     ta_path = join(head_path, "TARGET_ASSIGNER_CONFIG")
     ta = chk.mapping(chk.required(head, "TARGET_ASSIGNER_CONFIG", head_path), ta_path)
     for key in ta:
-        if key not in _CENTER_TARGET_KEYS:
+        if key not in _CENTER_TARGET_KEYS + _CENTER_UNREAD:
             raise chk.error(join(ta_path, str(key)), f"key not understood for CenterHead (assignaudit reads "
                                                      f"{', '.join(_CENTER_TARGET_KEYS)}); it may change the targets")
     params = build_heatmap_params(
@@ -406,6 +555,66 @@ def _transfusion_head(chk: Checker, head: Mapping, head_path: str) -> QueryParam
     )
 
 
+def _transfusion_post(chk: Checker, head: Mapping, head_path: str) -> PostProcessing:
+    """TransFusionHead decodes with ``DENSE_HEAD.POST_PROCESSING`` (transfusion_head.py ``decode_bbox``: keep
+    ``score > SCORE_THRESH`` inside POST_CENTER_RANGE) and runs **no NMS** (its queries come from a max-pooled
+    heatmap); ``MODEL.POST_PROCESSING.SCORE_THRESH`` only feeds recall logging. So the score threshold is the
+    head's (0.0 in transfusion_lidar.yaml), NMS is off (an IoU threshold of 1.0 suppresses nothing), and at most
+    NUM_PROPOSALS boxes come out."""
+    pp_path = join(head_path, "POST_PROCESSING")
+    # Training never reads it (only decode_bbox at inference); without one, no box is dropped by score.
+    pp = chk.mapping(head.get("POST_PROCESSING", {}), pp_path)
+    return PostProcessing(
+        score_thresh=chk.fraction(pp.get("SCORE_THRESH", 0.0), join(pp_path, "SCORE_THRESH")),
+        multi_classes_nms=False, nms_type="nms_gpu", nms_thresh=1.0,
+        nms_post_maxsize=chk.integer(chk.required(head, "NUM_PROPOSALS", head_path),
+                                     join(head_path, "NUM_PROPOSALS"), minimum=1),
+    )
+
+
+# Dataset class -> (names it drops in __getitem__, the dataset key it reads for a point-count filter).
+# nuscenes_dataset.py: `if cfg.get('FILTER_MIN_POINTS_IN_GT', False): keep num_lidar_pts > value - 1`;
+# waymo_dataset.py: drop_info_with_name('unknown'), then `if training and cfg.get('FILTER_EMPTY_BOXES_FOR_TRAIN',
+# False): keep num_points_in_gt > 0`; lyft_dataset.py, once_dataset.py, argo2_dataset.py, pandaset_dataset.py read
+# neither (a FILTER_MIN_POINTS_IN_GT in lyft_dataset.yaml is dead: 0, not 1). KITTI / custom drop DontCare, which
+# the KITTI source already leaves out of its frames.
+_DATASET_GT_FILTER: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "NuScenesDataset": ((), "FILTER_MIN_POINTS_IN_GT"),
+    "WaymoDataset": (("unknown",), "FILTER_EMPTY_BOXES_FOR_TRAIN"),
+    "LyftDataset": ((), None),
+    "KittiDataset": ((), None),
+    "ONCEDataset": ((), None),
+    "Argo2Dataset": ((), None),
+    "PandasetDataset": ((), None),
+    "CustomDataset": ((), None),
+}
+_GT_FILTER_KEYS = ("FILTER_MIN_POINTS_IN_GT", "FILTER_EMPTY_BOXES_FOR_TRAIN")
+
+
+def _dataset_gt_filters(chk: Checker, data: Mapping, path: str, range_mode: str) -> GTFilters:
+    """The GT filter of the dataset class named by ``DATASET``: what its ``__getitem__`` reads, not a shared key."""
+    dataset = data.get("DATASET")
+    if dataset not in _DATASET_GT_FILTER:
+        present = [k for k in _GT_FILTER_KEYS if data.get(k) not in (None, False)]
+        if dataset is not None and present:
+            raise chk.error(join(path, present[0]), f"dataset class {show(dataset)} is not one assignaudit knows "
+                                                    f"(known: {', '.join(_DATASET_GT_FILTER)}), so whether it "
+                                                    "reads this key is unknown; set DATASET to the class whose "
+                                                    "GT filter it reproduces")
+        # No DATASET (hand-written configs): the nuScenes reading of FILTER_MIN_POINTS_IN_GT, as before.
+        drop, key = (), "FILTER_MIN_POINTS_IN_GT"
+    else:
+        drop, key = _DATASET_GT_FILTER[dataset]
+    min_points = 0
+    if key == "FILTER_MIN_POINTS_IN_GT" and data.get(key) not in (None, False, 0):
+        value = data[key]
+        # `num_lidar_pts > value - 1`: True - 1 == 0 keeps >= 1; an integer n keeps >= n.
+        min_points = 1 if value is True else chk.integer(value, join(path, key), minimum=0)
+    elif key == "FILTER_EMPTY_BOXES_FOR_TRAIN" and key in data:
+        min_points = 1 if chk.boolean(data[key], join(path, key)) else 0
+    return GTFilters(min_lidar_points=min_points, drop_classes=drop, class_mapping=(), range_filter=range_mode)
+
+
 def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str) -> DetectorConfig:
     """Build a `DetectorConfig` from a merged OpenPCDet config (``_BASE_CONFIG_`` already resolved)."""
     chk = Checker(origin)
@@ -420,6 +629,8 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         raise chk.error(head_path, f"missing: assignaudit audits dense heads ({', '.join(SUPPORTED_HEADS)})")
     head = chk.mapping(model["DENSE_HEAD"], head_path)
     head_name = chk.string(chk.required(head, "NAME", head_path), join(head_path, "NAME"))
+    if head_name in _POINTS_HEADS:
+        raise chk.error(join(head_path, "NAME"), _POINTS_HEADS[head_name])
     if head_name not in SUPPORTED_HEADS:
         ta = head.get("TARGET_ASSIGNER_CONFIG")
         assigner_name = ta.get("NAME") if isinstance(ta, Mapping) else None
@@ -441,7 +652,7 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
 
     pcr = chk.numbers(chk.required(data, "POINT_CLOUD_RANGE", "DATA_CONFIG"), "DATA_CONFIG.POINT_CLOUD_RANGE",
                       length=6)
-    voxel = _data_processor(chk, data, "DATA_CONFIG")
+    voxel, range_mode = _data_processor(chk, data, "DATA_CONFIG")
     augmentations, aug_paths = _augmentations(chk, data, "DATA_CONFIG", match_height)
 
     anchors = heatmap = query = None
@@ -462,11 +673,9 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         post_processing = _post_processing(chk, head, head_path)
     else:
         query = _transfusion_head(chk, head, head_path)
+        post_processing = _transfusion_post(chk, head, head_path)
 
-    min_points = 0
-    if data.get("FILTER_MIN_POINTS_IN_GT") not in (None, False):
-        # nuscenes_dataset.py keeps num_lidar_pts > FILTER_MIN_POINTS_IN_GT - 1, i.e. >= the value.
-        min_points = chk.integer(data["FILTER_MIN_POINTS_IN_GT"], "DATA_CONFIG.FILTER_MIN_POINTS_IN_GT", minimum=0)
+    gt_filters = _dataset_gt_filters(chk, data, "DATA_CONFIG", range_mode)
 
     result = DetectorConfig(
         name=name,
@@ -476,7 +685,7 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
         anchors=anchors,
         assigner=assigner,
         augmentations=augmentations,
-        gt_filters=GTFilters(min_lidar_points=min_points, class_mapping=(), range_filter="pcdet"),
+        gt_filters=gt_filters,
         post_processing=post_processing,
         source=source,
         head=kind,
@@ -491,6 +700,11 @@ def pcdet_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: str)
     if multihead:  # after the per-class checks, which name the offending key more precisely
         _check_head_order(chk, head, head_path, class_names, anchors.anchor_sets)
     return result
+
+
+# gt_sampling options that change points or file plumbing only: recorded in DatasetSpec.options.
+_GT_SAMPLING_RECORDED = ("USE_SHARED_MEMORY", "SHARED_MEMORY_FILE_LIMIT", "FILTER_OBJ_POINTS_BY_TIMESTAMP",
+                         "TIME_RANGE", "NUM_POINT_FEATURES", "BACKUP_DB_INFO")
 
 
 def _dataset_spec(data: Mapping) -> DatasetSpec:
@@ -513,6 +727,8 @@ def _dataset_spec(data: Mapping) -> DatasetSpec:
     db_infos: tuple[str, ...] = ()
     backup: tuple[str, ...] = ()
     db_data: tuple[str, ...] = ()
+    backup_data: tuple[str, ...] = ()
+    sampling_options: tuple[tuple[str, str], ...] = ()
     aug = data.get("DATA_AUGMENTOR")
     entries = aug if isinstance(aug, list) else aug.get("AUG_CONFIG_LIST", []) if isinstance(aug, Mapping) else []
     for entry in entries if isinstance(entries, list) else ():
@@ -521,14 +737,25 @@ def _dataset_spec(data: Mapping) -> DatasetSpec:
             b = entry.get("BACKUP_DB_INFO")
             backup = texts(b.get("DB_INFO_PATH")) if isinstance(b, Mapping) else ()
             db_data = texts(entry.get("DB_DATA_PATH"))
+            backup_data = texts(b.get("DB_DATA_PATH")) if isinstance(b, Mapping) else ()
+            sampling_options = tuple((f"gt_sampling.{k}", json.dumps(entry[k], sort_keys=True, default=str))
+                                     for k in _GT_SAMPLING_RECORDED if k in entry)
     option_keys = ("FILTER_EMPTY_BOXES_FOR_TRAIN", "FILTER_MIN_POINTS_IN_GT", "MAX_SWEEPS", "SAMPLED_INTERVAL",
-                   "SEQUENCE_CONFIG", "PRED_VELOCITY")
+                   "SEQUENCE_CONFIG", "PRED_VELOCITY", "PROCESSED_DATA_TAG", "DATA_SPLIT", "TRAIN_WITH_SPEED")
     options = tuple((k, json.dumps(data[k], sort_keys=True, default=str)) for k in option_keys if k in data)
+    options += sampling_options
+    disabled = aug.get("DISABLE_AUG_LIST", []) if isinstance(aug, Mapping) else []
+    image_only = [e["NAME"] for e in (entries if isinstance(entries, list) else ())
+                  if isinstance(e, Mapping) and e.get("NAME") in _IMAGE_ONLY_AUGS
+                  and e.get("NAME") not in (disabled if isinstance(disabled, list) else [])]
+    if image_only:
+        options += (("image_only_augmentations", json.dumps(image_only)),)
     dataset_type = data.get("DATASET")
     data_path = data.get("DATA_PATH")
     return DatasetSpec(framework="pcdet", dataset_type=dataset_type if isinstance(dataset_type, str) else None,
                        data_path=data_path if isinstance(data_path, str) else None, train_infos=train_infos,
-                       db_infos=db_infos, backup_db_infos=backup, db_data_path=db_data, options=options)
+                       db_infos=db_infos, backup_db_infos=backup, db_data_path=db_data, options=options,
+                       backup_db_data_path=backup_data)
 
 
 def _check_head_order(chk: Checker, head: Mapping, head_path: str, class_names: tuple[str, ...],

@@ -15,14 +15,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from assignaudit.assign.heatmap import HeatmapParams
+from assignaudit.assign.params import HeatmapParams
 from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
 from assignaudit.augment.params import (
-    AugOp, GlobalRotScaleTrans, GTSampling, ObjectSample, RandomFlip3D, WorldFlip, WorldRotation, WorldScaling,
+    AugOp, GlobalRotScaleTrans, GTSampling, LocalFrustumDropout, LocalPyramidAug, LocalRotation, LocalScaling,
+    LocalTranslation, ObjectSample, RandomFlip3D, WorldFlip, WorldRotation, WorldScaling,
     WorldTranslation,
 )
+from assignaudit.augment.params import GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import HEAD_KINDS, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.errors import ConfigError
@@ -52,15 +54,23 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
     "global_rot_scale_trans": ("rot_range_rad", "scale_range", "translation_std_m"),
     "random_flip_3d": ("flip_ratio_bev_horizontal", "flip_ratio_bev_vertical"),
     "object_sample": ("sample_groups", "min_points", "rate", "filter_by_difficulty"),
+    "local_rotation": ("angle_range_rad",),
+    "local_scaling": ("scale_range",),
+    "local_translation": ("axes", "offset_range"),
+    "local_frustum_dropout": ("directions", "intensity_range"),
+    "local_pyramid_aug": ("drop_prob", "sparsify_prob", "sparsify_max_num", "swap_prob", "swap_max_num"),
+    "object_noise": ("translation_std", "rot_range", "global_rot_range", "num_try"),
+    "global_rot_scale_trans_image": ("rot_range_rad", "scale_range", "reverse_angle"),
+    "object_range_filter": (),
 }
 GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
-             "circle_min_radius_sq")
+             "circle_min_radius_sq", "nms_thresh_per_class")
 
 FRAMEWORKS = ("pcdet", "mmdet3d")
-GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned")
+GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned", "mmdet3d_aligned_per_class")
 NEAREST_CONVENTIONS = ("pcdet", "mmdet3d")
-RANGE_FILTERS = ("pcdet", "mmdet3d")
+RANGE_FILTERS = ("pcdet", "mmdet3d", "none")
 NMS_TYPES = ("nms_gpu", "nms_normal_gpu", "circle")
 FLIP_AXES = ("x", "y")
 HEATMAP_VARIANTS = ("pcdet", "mmdet3d")
@@ -341,7 +351,7 @@ def _anchor_generator(chk: Checker, raw: Any, path: str) -> tuple[str, bool, tup
     chk.no_unknown_keys(sec, path, GENERATOR_KEYS)
     kind = chk.choice(sec.get("type", AnchorLayout.generator), join(path, "type"), GENERATORS)
     align_corner = chk.boolean(sec.get("align_corner", False), join(path, "align_corner"))
-    if align_corner and kind != "mmdet3d_aligned":
+    if align_corner and kind not in ("mmdet3d_aligned", "mmdet3d_aligned_per_class"):
         raise chk.error(join(path, "align_corner"), "only applies to type mmdet3d_aligned")
     levels_path = join(path, "levels")
     levels = []
@@ -493,6 +503,8 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
         return ObjectSample(sample_groups=groups, min_points=min_points,
                             rate=chk.number(sec.get("rate", ObjectSample.rate), join(path, "rate"), lo=0.0),
                             filter_by_difficulty=difficulty)
+    if kind.startswith("local_"):
+        return _local_aug_op(chk, sec, path, kind)
     if kind == "world_flip":
         axes_path = join(path, "axes")
         axes = chk.sequence(chk.required(sec, "axes", path), axes_path)
@@ -515,6 +527,27 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
             translation_std_m=_std3(chk, sec.get("translation_std_m", list(d.translation_std_m)),
                                     join(path, "translation_std_m")),
         )
+    if kind == "object_range_filter":
+        return ObjectRangeFilter()
+    if kind == "global_rot_scale_trans_image":
+        g = GlobalRotScaleTransImage()
+        return GlobalRotScaleTransImage(
+            rot_range_rad=chk.range_pair(sec.get("rot_range_rad", list(g.rot_range_rad)), join(path, "rot_range_rad")),
+            scale_range=chk.range_pair(sec.get("scale_range", list(g.scale_range)), join(path, "scale_range"),
+                                       positive=True),
+            reverse_angle=chk.boolean(sec.get("reverse_angle", False), join(path, "reverse_angle")),
+        )
+    if kind == "object_noise":
+        n = ObjectNoise()
+        return ObjectNoise(
+            translation_std=_std3(chk, sec.get("translation_std", list(n.translation_std)),
+                                  join(path, "translation_std")),
+            rot_range=chk.range_pair(sec.get("rot_range", list(n.rot_range)), join(path, "rot_range"),
+                                     symmetric_scalar=True),
+            global_rot_range=chk.range_pair(sec.get("global_rot_range", list(n.global_rot_range)),
+                                            join(path, "global_rot_range"), symmetric_scalar=True),
+            num_try=chk.integer(sec.get("num_try", n.num_try), join(path, "num_try"), minimum=1),
+        )
     f = RandomFlip3D()
     return RandomFlip3D(
         flip_ratio_bev_horizontal=chk.fraction(sec.get("flip_ratio_bev_horizontal", f.flip_ratio_bev_horizontal),
@@ -522,6 +555,35 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
         flip_ratio_bev_vertical=chk.fraction(sec.get("flip_ratio_bev_vertical", f.flip_ratio_bev_vertical),
                                              join(path, "flip_ratio_bev_vertical")),
     )
+
+
+def _local_aug_op(chk: Checker, sec: Mapping[str, Any], path: str, kind: str) -> AugOp:
+    """OpenPCDet's per-object ops (assignaudit.augment.local); every key is required."""
+    def req(key: str) -> Any:
+        return chk.required(sec, key, path)
+
+    if kind == "local_rotation":
+        return LocalRotation(angle_range_rad=chk.range_pair(req("angle_range_rad"), join(path, "angle_range_rad"),
+                                                            symmetric_scalar=True))
+    if kind == "local_scaling":
+        return LocalScaling(scale_range=chk.range_pair(req("scale_range"), join(path, "scale_range"), positive=True))
+    if kind == "local_translation":
+        axes = chk.sequence(req("axes"), join(path, "axes"))
+        return LocalTranslation(axes=tuple(chk.choice(a, join(join(path, "axes"), i), ("x", "y", "z"))
+                                           for i, a in enumerate(axes)),
+                                offset_range=chk.range_pair(req("offset_range"), join(path, "offset_range")))
+    if kind == "local_frustum_dropout":
+        dirs = chk.sequence(req("directions"), join(path, "directions"))
+        return LocalFrustumDropout(
+            directions=tuple(chk.choice(d, join(join(path, "directions"), i), ("top", "bottom", "left", "right"))
+                             for i, d in enumerate(dirs)),
+            intensity_range=chk.range_pair(req("intensity_range"), join(path, "intensity_range")))
+    return LocalPyramidAug(
+        drop_prob=chk.fraction(req("drop_prob"), join(path, "drop_prob")),
+        sparsify_prob=chk.fraction(req("sparsify_prob"), join(path, "sparsify_prob")),
+        sparsify_max_num=chk.integer(req("sparsify_max_num"), join(path, "sparsify_max_num"), minimum=0),
+        swap_prob=chk.fraction(req("swap_prob"), join(path, "swap_prob")),
+        swap_max_num=chk.integer(req("swap_max_num"), join(path, "swap_max_num"), minimum=0))
 
 
 def _gt_filters(chk: Checker, raw: Any, path: str) -> GTFilters:
@@ -565,6 +627,8 @@ def _post_processing(chk: Checker, raw: Any, path: str) -> PostProcessing:
         nms_pre_maxsize=_optional_int(chk, sec, "nms_pre_maxsize", path, d.nms_pre_maxsize),
         nms_post_maxsize=_optional_int(chk, sec, "nms_post_maxsize", path, d.nms_post_maxsize),
         circle_min_radius_sq=radii,
+        nms_thresh_per_class=tuple(chk.fraction(v, join(join(path, "nms_thresh_per_class"), i)) for i, v in enumerate(
+            chk.sequence(sec.get("nms_thresh_per_class", []), join(path, "nms_thresh_per_class")))),
     )
 
 
@@ -594,6 +658,26 @@ def _aug_to_dict(op: AugOp) -> dict[str, Any]:
     if isinstance(op, RandomFlip3D):
         return {"type": "random_flip_3d", "flip_ratio_bev_horizontal": op.flip_ratio_bev_horizontal,
                 "flip_ratio_bev_vertical": op.flip_ratio_bev_vertical}
+    if isinstance(op, LocalRotation):
+        return {"type": "local_rotation", "angle_range_rad": list(op.angle_range_rad)}
+    if isinstance(op, LocalScaling):
+        return {"type": "local_scaling", "scale_range": list(op.scale_range)}
+    if isinstance(op, LocalTranslation):
+        return {"type": "local_translation", "axes": list(op.axes), "offset_range": list(op.offset_range)}
+    if isinstance(op, LocalFrustumDropout):
+        return {"type": "local_frustum_dropout", "directions": list(op.directions),
+                "intensity_range": list(op.intensity_range)}
+    if isinstance(op, LocalPyramidAug):
+        return {"type": "local_pyramid_aug", "drop_prob": op.drop_prob, "sparsify_prob": op.sparsify_prob,
+                "sparsify_max_num": op.sparsify_max_num, "swap_prob": op.swap_prob, "swap_max_num": op.swap_max_num}
+    if isinstance(op, ObjectRangeFilter):
+        return {"type": "object_range_filter"}
+    if isinstance(op, GlobalRotScaleTransImage):
+        return {"type": "global_rot_scale_trans_image", "rot_range_rad": list(op.rot_range_rad),
+                "scale_range": list(op.scale_range), "reverse_angle": op.reverse_angle}
+    if isinstance(op, ObjectNoise):
+        return {"type": "object_noise", "translation_std": list(op.translation_std), "rot_range": list(op.rot_range),
+                "global_rot_range": list(op.global_rot_range), "num_try": op.num_try}
     raise TypeError(f"unknown augmentation {op!r}")  # pragma: no cover - AugOp is a closed union
 
 
@@ -623,7 +707,7 @@ def _anchor_part(cfg: DetectorConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"multihead": layout.multihead}
     if layout.generator != "pcdet" or layout.levels:
         gen: dict[str, Any] = {"type": layout.generator}
-        if layout.generator == "mmdet3d_aligned":
+        if layout.generator in ("mmdet3d_aligned", "mmdet3d_aligned_per_class"):
             gen["align_corner"] = layout.align_corner
         if layout.levels:
             gen["levels"] = [{"feature_map_stride": lv.feature_map_stride, "scale": lv.scale} for lv in layout.levels]
@@ -665,6 +749,7 @@ def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:
             "score_thresh": pp.score_thresh, "multi_classes_nms": pp.multi_classes_nms, "nms_type": pp.nms_type,
             "nms_thresh": pp.nms_thresh, "nms_pre_maxsize": pp.nms_pre_maxsize,
             "nms_post_maxsize": pp.nms_post_maxsize, "circle_min_radius_sq": list(pp.circle_min_radius_sq),
+            **({"nms_thresh_per_class": list(pp.nms_thresh_per_class)} if pp.nms_thresh_per_class else {}),
         },
     })
     return out

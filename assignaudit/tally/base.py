@@ -85,9 +85,11 @@ class GTBands:
     def add_hist(self, hist: np.ndarray, gt: np.ndarray, bins: np.ndarray) -> None:
         """``hist[class, band, bin] += 1`` for each (credited GT index, bin) pair, in the GT's band and in ``all``."""
         n_bins = hist.shape[2]
-        h = hist.reshape(-1)
-        h += np.bincount(self.flat[gt] * n_bins + bins, minlength=h.size)
-        h += np.bincount(self.flat_all[gt] * n_bins + bins, minlength=h.size)
+        h = hist.reshape(-1)  # a view: hist is C-contiguous
+        # One unbuffered scatter-add of both index sets, O(pairs): a dense ``bincount(minlength=C*B*bins)`` would
+        # allocate and add the whole 10,000-bin histogram (millions of cells) per frame.
+        idx = np.concatenate((self.flat[gt], self.flat_all[gt])) * n_bins + np.concatenate((bins, bins))
+        np.add.at(h, idx, 1)
 
 
 def add_iou_hist(t: Tallies, gtb: GTBands, gt: np.ndarray, iou: np.ndarray) -> None:

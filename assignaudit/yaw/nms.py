@@ -8,8 +8,10 @@ replaces the distance one). Both are measured on the canonical LiDAR-frame boxes
 NMS: what the detectors do at inference (spec §10), on the LiDAR boxes of each sample:
 
 * ``rotate``: greedy, suppress when rotated BEV IoU ``> thresh`` (``nms_gpu`` / ``nms_bev``); per class
-  (pcdet ``MULTI_CLASSES_NMS: True``, mmdet3d ``box3d_multiclass_nms``; pre/post max per class) or class-agnostic
-  (pcdet default, CenterPoint within a task; pre/post max per sample);
+  (pcdet ``MULTI_CLASSES_NMS: True``: pre/post max per class; mmdet3d ``box3d_multiclass_nms``: pre max per class
+  here, and ``max_num`` keeps the global top ``post_max`` by score over all classes together,
+  ``post_max_per_class=False``) or class-agnostic (pcdet default, CenterPoint within a task; pre/post max per
+  sample);
 * ``circle``: CenterPoint ``circle_nms``: suppress when the **squared** BEV centre distance is ``<= radius_sq``
   (the config numbers are m^2, not m).
 
@@ -44,6 +46,9 @@ class NmsSettings:
     pre_max: int | None = None
     post_max: int | None = None
     score_thresh: float = 0.0
+    post_max_per_class: bool = True
+    """Per-class NMS only: True caps each class at ``post_max`` (OpenPCDet); False keeps the ``post_max``
+    best-scored boxes of all classes together (mmdet3d ``box3d_multiclass_nms`` ``max_num``)."""
 
     def __post_init__(self) -> None:
         if self.nms_type not in NMS_TYPES:
@@ -204,7 +209,8 @@ def _nms_sample(boxes_lidar, score, class_id, pos, rows, settings: NmsSettings, 
             keep = nms_bev(b, s, settings.thresh, pre_max=settings.pre_max, post_max=settings.post_max)
         else:
             keep = batched_nms_bev(b, s, torch.as_tensor(class_id[rows]), settings.thresh,
-                                   pre_max=settings.pre_max, post_max=settings.post_max, post_max_per_class=True)
+                                   pre_max=settings.pre_max, post_max=settings.post_max,
+                                   post_max_per_class=settings.post_max_per_class)
         kept[rows[np.asarray(keep, dtype=np.int64)]] = True
         return
     sub_groups = [np.arange(rows.size)] if settings.class_agnostic else _rows_by_key(class_id[rows])

@@ -129,39 +129,10 @@ def json_payload(report, written: list[Path]) -> str:
 
 
 def plot_png(report, path: Path) -> Path:
-    """Residual histograms (band ``all``) of every class with matches, one panel each, saved as PNG (Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Residual histograms (band ``all``) of every class with matches, one panel each, saved as PNG
+    (`assignaudit.plots.charts.yaw_hist_chart`, the one plotting module)."""
+    from assignaudit.plots.charts import yaw_hist_chart
     from assignaudit.report import atomic_write_bytes
 
-    hist = report.tables.hist
-    h = hist[hist["band"] == ALL_BANDS]
-    classes = [c for c in dict.fromkeys(h["class"]) if h.loc[h["class"] == c, "count"].sum() > 0]
-    n = max(len(classes), 1)
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_visible(False)
-    for ax, c in zip(axes.ravel(), classes):
-        hc = h[h["class"] == c]
-        ax.set_visible(True)
-        lo, hi = np.degrees(hc["bin_lo"].to_numpy()), np.degrees(hc["bin_hi"].to_numpy())
-        ax.bar(lo, hc["count"].to_numpy(), width=hi - lo, align="edge", color="tab:blue")
-        ax.set_yscale("symlog", linthresh=1)
-        ax.set_xlim(-180, 180)
-        ax.set_xticks([-180, -90, 0, 90, 180])
-        ax.set_title(c, fontsize=9)
-    fig.suptitle("yaw residual (pred - GT, degrees)", fontsize=10)
-    fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), yaw_hist_chart(report.tables.hist))
     return Path(path)
-
