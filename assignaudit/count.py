@@ -95,12 +95,22 @@ class CountOptions:
     max_frames: int | None = None
     db_infos: tuple[Path, ...] = ()
     """``--db-infos``: gt_sampling database info files to paste from (empty: the config's, else rebuilt)."""
+    workers: int | None = 1
+    """``--workers``: processes counting shards of frames (None: the number of cores); assignaudit.parallel."""
+    shard_frames: int = 64
+    """Consecutive frames per shard handed to a worker."""
+    ray: str | None = None
+    """``--ray auto|ADDRESS``: count the shards as Ray tasks instead of local processes."""
 
     def __post_init__(self) -> None:
         if self.replays < 1:
             raise ConfigError(f"--replays must be >= 1, got {self.replays}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"--max-frames must be >= 1, got {self.max_frames}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.shard_frames < 1:
+            raise ConfigError(f"shard_frames must be >= 1, got {self.shard_frames}")
 
 
 class _RowBuffer:
@@ -410,7 +420,16 @@ def run_count(
     counter.objects_buf, counter.frames_buf = objects_buf, frames_buf
     done = 0
     try:
-        for frame in limited(source.frames(), options.max_frames):
+        sharded = _sharding(options, config, bands, device, replay, augment, replays, write_rows, dump, total_frames)
+        if sharded is not None:
+            from assignaudit.parallel import count_sharded
+
+            spec, workers = sharded
+            count_sharded(limited(source.frames(), options.max_frames), counter, spec, objects_buf=objects_buf,
+                          frames_buf=frames_buf, workers=workers, shard_frames=options.shard_frames,
+                          ray_address=options.ray, flush_every=_FLUSH_EVERY_FRAMES, on_progress=on_progress,
+                          total=total)
+        for frame in (() if sharded is not None else limited(source.frames(), options.max_frames)):
             for r in range(replays):
                 aug = replay.apply(frame, r, augment=augment)
                 _ledger_drops(objects_buf, aug, frame, r, counter.class_index)
@@ -450,6 +469,21 @@ def run_count(
                     counter.num_skipped)
     return CountResult(summary, metadata, written, counter.num_assigned, counter.num_skipped,
                        {name: table for name, (table, _) in extra.items()})
+
+
+def _sharding(options: CountOptions, config: DetectorConfig, bands: Bands, device: torch.device,
+              replay: AugmentationReplay, augment: bool, replays: int, write_rows: bool, dump, total_frames: int):
+    """``(ShardSpec, workers)`` when the run is sharded over processes or Ray (assignaudit.parallel), else None."""
+    from assignaudit.parallel import ShardSpec, available_cores, resolve_workers
+
+    workers = resolve_workers(options.workers, total_frames, options.shard_frames)
+    if options.ray is None and workers <= 1:
+        return None
+    if dump is not None or device.type != "cpu":
+        log.info("counting in one process (%s)", "query dump: float layer sums" if dump is not None else device)
+        return None
+    threads = max(1, available_cores() // workers) if options.ray is None else 1
+    return ShardSpec(config, bands, str(device), replay, augment, replays, write_rows, threads), workers
 
 
 def _ledger_drops(buf: _RowBuffer, aug: AugmentedFrame, frame: Frame, replay: int,

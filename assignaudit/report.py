@@ -28,6 +28,23 @@ from assignaudit.report_set import fault, file_mode, verify_member
 METADATA_KEY = "assignaudit"
 SCHEMA_VERSION = 1
 
+EXECUTION_OPTIONS: dict[str, int] = {"--workers": 1, "--ray": 1, "--threads": 1, "--no-cache": 0, "--cache-dir": 1}
+"""Options that change how a run executes, never what it reports (option -> number of values). They are left out of
+the recorded ``command_line`` so that reports are byte-identical whatever the worker count or cache (docs/scale.md)."""
+
+
+def recorded_command_line(argv: list[str]) -> str:
+    """``argv`` as recorded in report metadata: program name, then the arguments less `EXECUTION_OPTIONS`."""
+    out, i = [Path(argv[0]).name if argv else ""], 1
+    while i < len(argv):
+        flag = argv[i].split("=", 1)[0]
+        if flag in EXECUTION_OPTIONS:
+            i += 1 + (EXECUTION_OPTIONS[flag] if "=" not in argv[i] else 0)
+            continue
+        out.append(argv[i])
+        i += 1
+    return " ".join(out)
+
 
 def config_sha256(resolved_config: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of a resolved config (sorted keys, no whitespace)."""
@@ -48,7 +65,7 @@ def base_metadata(kind: str, **fields: Any) -> dict[str, Any]:
         "tool_version": __version__,
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
-        "command_line": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command_line": recorded_command_line(sys.argv),
         "python_version": platform.python_version(),
         "torch_version": torch_version,
     }

@@ -55,6 +55,8 @@ GT_FILTER = {
     "NuScenesDataset": ((), lambda d: 0 if not d.get("FILTER_MIN_POINTS_IN_GT") else
                         (1 if d["FILTER_MIN_POINTS_IN_GT"] is True else d["FILTER_MIN_POINTS_IN_GT"])),
     "WaymoDataset": (("unknown",), lambda d: 1 if d.get("FILTER_EMPTY_BOXES_FOR_TRAIN", False) else 0),
+    "KittiDataset": (("DontCare",), lambda d: 0),
+    "CustomDataset": (("DontCare",), lambda d: 0),
 }
 
 
@@ -114,7 +116,8 @@ def expected_op(entry: dict):
     if name == "random_local_scaling":
         return LocalScaling(scale_range=pair(entry["LOCAL_SCALE_RANGE"]))
     if name == "random_local_translation":
-        return LocalTranslation(axes=tuple(entry["ALONG_AXIS_LIST"]), offset_range=pair(entry["LOCAL_TRANSLATION_RANGE"]))
+        return LocalTranslation(axes=tuple(entry["ALONG_AXIS_LIST"]),
+                                offset_range=pair(entry["LOCAL_TRANSLATION_RANGE"]))
     if name == "random_local_frustum_dropout":
         return LocalFrustumDropout(directions=tuple(entry["DIRECTION"]), intensity_range=pair(entry["INTENSITY_RANGE"]))
     if name == "random_local_pyramid_aug":
@@ -257,6 +260,7 @@ def test_waymo_empty_boxes_and_gt_sampling_options_recorded():
     (lambda s, d: s.update(DB_INFO_PATH=["a.pkl", "b.pkl"]), "exactly one DB_INFO_PATH"),
     (lambda s, d: d.update(FILTER_EMPTY_BOXES_FOR_TRAIN=2), "FILTER_EMPTY_BOXES_FOR_TRAIN"),
     (lambda s, d: d.update(DATASET="MyWaymoDataset"), "whether it reads this key is unknown"),
+    (lambda s, d: s.update(DATABASE_WITH_FAKELIDAR=True), "DATABASE_WITH_FAKELIDAR: True makes"),
 ])
 def test_waymo_bad_options(tmp_path, edit, message):
     cfg = raw(TOOLS / "cfgs" / "waymo_models" / "second.yaml")
@@ -293,3 +297,77 @@ def test_local_rotation_refused_with_velocity_boxes(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match="cannot train"):
         load_config(path)
+
+
+@pytest.mark.parametrize("name", ["kitti_models/pointpillar_newaugs.yaml", "kitti_models/pointpillar_pyramid_aug.yaml",
+                                  "waymo_models/dsvt_voxel.yaml", "once_models/pointpillar.yaml"])
+def test_our_schema_round_trip(name, caplog):
+    """`config show --yaml` of the new ops, per-class NMS and range_filter none loads back to the same config."""
+    from assignaudit.config.schema import config_from_dict, config_to_dict
+
+    caplog.set_level(logging.ERROR)
+    cfg = load_config(TOOLS / "cfgs" / name)
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg), sort_keys=False)), "round-trip",
+                             default_name="x", source="x")
+    assert again.augmentations == cfg.augmentations
+    assert again.post_processing == cfg.post_processing
+    assert again.gt_filters == cfg.gt_filters
+
+
+def test_yaw_asks_for_one_nms_threshold_with_class_specific_nms():
+    from assignaudit.yaw.pipeline import NmsOverrides, resolve_nms
+
+    cfg = load_config(TOOLS / "cfgs" / "waymo_models" / "dsvt_voxel.yaml")
+    with pytest.raises(ConfigError, match=r"per-class NMS thresholds \[0.75, 0.6, 0.55\].*--nms-thresh"):
+        resolve_nms(NmsOverrides(), cfg)
+    settings = resolve_nms(NmsOverrides(thresh=0.6), cfg)
+    assert settings.thresh == 0.6 and not settings.class_agnostic and settings.post_max == 500
+
+
+def test_repeated_gt_sampling_classes_follow_the_sampler_dicts(tmp_path):
+    """SAMPLE_GROUPS fills a dict (first position, last count); filter_by_min_points filters in turn (largest n)."""
+    cfg = raw(TOOLS / "cfgs" / "waymo_models" / "second.yaml")
+    entry = cfg["DATA_CONFIG"]["DATA_AUGMENTOR"]["AUG_CONFIG_LIST"][0]
+    entry["SAMPLE_GROUPS"] = ["Vehicle:15", "Pedestrian:10", "Vehicle:3"]
+    entry["PREPARE"]["filter_by_min_points"] = ["Vehicle:5", "Vehicle:2", "Cyclist:4"]
+    path = tmp_path / "dup.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    op = load_config(path).augmentations[0]
+    assert op.sample_groups == (("Vehicle", 3), ("Pedestrian", 10))
+    assert op.min_points == (("Vehicle", 5), ("Cyclist", 4))
+
+
+# One shipped config per newly loading family, counted on a small box table of its dataset's classes.
+COUNT_SMOKE = {
+    "waymo_models/second.yaml": ["Vehicle", "Pedestrian", "Cyclist", "unknown"],
+    "waymo_models/dsvt_pillar.yaml": ["Vehicle", "Pedestrian", "Cyclist"],
+    "kitti_models/pointpillar_newaugs.yaml": ["Car", "Pedestrian", "Cyclist", "DontCare"],
+    "once_models/pointpillar.yaml": ["Car", "Bus", "Truck", "Pedestrian", "Cyclist"],
+}
+
+
+@pytest.mark.parametrize("name", COUNT_SMOKE, ids=str)
+def test_count_runs_on_matching_classes(name, tmp_path):
+    import numpy as np
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from assignaudit.cli import app
+
+    classes = COUNT_SMOKE[name]
+    rng = np.random.default_rng(0)
+    rows = []
+    for f in range(2):
+        for i in range(8):
+            rows.append({"frame_id": f"f{f}", "class": classes[i % len(classes)], "x": rng.uniform(-45, 45),
+                         "y": rng.uniform(-35, 35), "z": -0.5, "dx": 3.9, "dy": 1.7, "dz": 1.5,
+                         "yaw": rng.uniform(-3, 3), "num_lidar_pts": int(rng.integers(0, 40))})
+    table = tmp_path / "boxes.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["count", "--quiet", "--config", str(TOOLS / "cfgs" / name), "--boxes",
+                                      str(table), "--replays", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    objects = pd.read_parquet(out / "objects.parquet")
+    assert len(objects) > 0
+    assert not set(objects["class"]) & {"unknown", "DontCare"}  # dropped by the dataset class, never counted

@@ -215,14 +215,24 @@ class SourceArgs:
     data_path: Optional[Path] = None
     kitti_root: Optional[Path] = None
     av2_root: Optional[Path] = None
+    cache: bool = True
+    """``--no-cache`` sets it False: the frame cache (`assignaudit.sources.cache`) is neither read nor written."""
+    cache_dir: Optional[Path] = None
 
     def open(self, config=None):
-        from assignaudit.sources.open import open_source
+        from assignaudit.sources.cache import open_cached_source
 
-        return open_source(self.dataroot, self.version, self.split, self.boxes, infos=self.infos,
-                           infos_format=self.infos_format, data_path=self.data_path, kitti_root=self.kitti_root,
-                           av2_root=self.av2_root, config=config)
+        return open_cached_source(cache=self.cache, cache_dir=self.cache_dir, dataroot=self.dataroot,
+                                  version=self.version, split=self.split, boxes=self.boxes, infos=self.infos,
+                                  infos_format=self.infos_format, data_path=self.data_path,
+                                  kitti_root=self.kitti_root, av2_root=self.av2_root, config=config)
 
+
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="Neither read nor write the frame cache (docs/scale.md); the dataset is parsed from scratch.")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option(
+    "--cache-dir", help="Frame cache directory (default $ASSIGNAUDIT_CACHE_DIR, else ~/.cache/assignaudit).",
+    show_default=False)]
 
 BandsOpt = Annotated[
     Optional[str], typer.Option("--bands", help="BEV range band edges in metres, e.g. 0,20,30,40,50.")

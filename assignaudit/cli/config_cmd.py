@@ -284,4 +284,15 @@ def _render_rest(cfg, console) -> None:
                            " per class, post over all classes" if cfg.framework == "mmdet3d" else " per class"))
     if p.circle_min_radius_sq:
         rest.add_row("circle min radius (m^2)", escape(_fmt(p.circle_min_radius_sq)))
+    if g.drop_classes:
+        rest.add_row("dropped by the dataset", ", ".join(g.drop_classes))
+    if p.nms_thresh_per_class:
+        rest.add_row("nms thresh per class", escape(_fmt(p.nms_thresh_per_class)))
+    d = cfg.dataset
+    if d.framework is not None:  # provenance: files and options that change no box (docs/config.md)
+        for label, value in (("dataset", d.dataset_type), ("db infos", ", ".join(d.db_infos)),
+                             ("backup db infos", ", ".join(d.backup_db_infos + d.backup_db_data_path)),
+                             *((f"option {k}", v) for k, v in d.options)):
+            if value:
+                rest.add_row(escape(label), escape(str(value)))
     console.print(rest)

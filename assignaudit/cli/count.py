@@ -16,6 +16,7 @@ from rich.table import Table
 
 from assignaudit.cli.app import (
     EXTRA_ARGS, SET_HELP, Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt,
+    CacheDirOpt, NoCacheOpt,
     JsonOpt, KittiRootOpt, OutOpt, QuietOpt, SourceArgs, SplitOpt, VersionOpt, app, CFG_OPTIONS_HELP, cli_errors,
     parse_config_overrides,
 )
@@ -46,6 +47,8 @@ def count_cmd(
     data_path: DataPathOpt = None,
     kitti_root: KittiRootOpt = None,
     av2_root: Av2RootOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
     db_infos: Annotated[Optional[list[Path]], typer.Option(
         "--db-infos", help="gt_sampling database info file(s) (OpenPCDet *_dbinfos_*.pkl / mmdet3d dbinfos) to draw "
                            "pasted objects from, instead of the config's DB_INFO_PATH / db_sampler.info_path or the "
@@ -62,6 +65,12 @@ def count_cmd(
     threads: Annotated[int, typer.Option(
         "--threads", help="torch intra-op threads per process (1 is fastest for count's many small ops).")] = 1,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Stop after this many frames.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", help="Processes counting shards of frames (default: the number of cores); the reports are "
+                          "byte-identical whatever the number (docs/scale.md).", show_default=False)] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="Count the shards as Ray tasks: auto (the running cluster), local (start one here) or the "
+                      "cluster ADDRESS; needs the [ray] extra.", show_default=False)] = None,
     only_summary: Annotated[bool, typer.Option("--only-summary", help="Write only summary.parquet (for baselines).")] = False,
     queries: Annotated[Optional[Path], typer.Option(
         "--queries", help="Query-head dump (.npz / .parquet, docs/query-dumps.md) to replay the Hungarian match; "
@@ -97,7 +106,7 @@ def count_cmd(
     if not (quiet or as_json):
         print("loading the dataset ...", file=sys.stderr, flush=True)
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
-                        av2_root).open(cfg)
+                        av2_root, not no_cache, cache_dir).open(cfg)
     if not (quiet or as_json):
         from assignaudit.augment.database import gt_sampling_op
 
@@ -106,7 +115,8 @@ def count_cmd(
         print(f"loaded {len(source)} frame(s); counting {first}{frames} frame(s) x {replays} replay(s)",
               file=sys.stderr, flush=True)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
-                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()))
+                           device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()),
+                           workers=workers, ray=ray)
     if compare_config is not None:
         from assignaudit.compare_configs import run_compare
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from assignaudit.cli.app import (
-    Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt, JsonOpt, KittiRootOpt,
+    Av2RootOpt, BandsOpt, CacheDirOpt, NoCacheOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt, JsonOpt, KittiRootOpt,
     SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
 )
 
@@ -28,6 +28,8 @@ def info_cmd(
     data_path: DataPathOpt = None,
     kitti_root: KittiRootOpt = None,
     av2_root: Av2RootOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
     config: Annotated[Optional[str], typer.Option(
         "--config", "--cfg_file", "--cfg-file",
         help="Detector config whose dataset section names the train infos (with --data-path).")] = None,
@@ -44,7 +46,7 @@ def info_cmd(
 
         cfg = load_config(config)
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
-                        av2_root).open(cfg)
+                        av2_root, not no_cache, cache_dir).open(cfg)
     result = dataset_info(source, band_spec)
     if as_json:
         print(json.dumps(result, indent=2))

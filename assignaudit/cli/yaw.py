@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from assignaudit.cli.app import (
-    Av2RootOpt, BandsOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt, JsonOpt, KittiRootOpt,
-    OutOpt, SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
+    Av2RootOpt, BandsOpt, CacheDirOpt, NoCacheOpt, BoxesOpt, DatarootOpt, DataPathOpt, InfosFormatOpt, InfosOpt, JsonOpt, KittiRootOpt,
+    OutOpt, QuietOpt, SourceArgs, SplitOpt, VersionOpt, app, cli_errors,
 )
 from assignaudit.errors import ConfigError
 
@@ -48,6 +48,8 @@ def yaw_cmd(
     data_path: DataPathOpt = None,
     kitti_root: KittiRootOpt = None,
     av2_root: Av2RootOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
     config: Annotated[Optional[str], typer.Option(
         "--config", "--cfg_file", "--cfg-file",
         help="Detector config (preset or file) whose post_processing gives the NMS defaults.")] = None,
@@ -108,7 +110,7 @@ def yaw_cmd(
                          swap_tol_deg=swap_deg, bands=Bands.parse(bands), dup_dist_m=dup_dist, dup_iou=dup_iou,
                          nms=nms, nms_sweep=_floats(nms_sweep, "--nms-sweep"))
     sources = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
-                         av2_root)
+                         av2_root, not no_cache, cache_dir)
     report = run_yaw(predictions, sources=sources, nusc_filters=nusc_filters, options=options, config_spec=config,
                      config=cfg)
     written = write_yaw_reports(report, out, plot=plot)

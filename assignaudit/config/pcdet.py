@@ -9,8 +9,10 @@ directory, then against the nearest ancestor directory that contains ``cfgs/`` (
 the working directory.
 
 Then only the keys that change target assignment are read (anchor heads with AxisAligned or ATSS, CenterHead,
-TransFusionHead); everything else (backbones, losses, BOX_CODER, optimiser, ...) is ignored. A key that *would* change assignment and that assignaudit does not reproduce is a
-`ConfigError` naming it, never silently dropped. Decisions for the borderline keys are in docs/config.md.
+TransFusionHead; the augmentation queue, local per-object ops included; the GT filter of the ``DATASET`` class);
+everything else (backbones, losses, BOX_CODER, optimiser, ...) is ignored. A key that *would* change assignment and
+that assignaudit does not reproduce is a `ConfigError` naming it, never silently dropped. Decisions for the
+borderline keys, and the shipped configs that remain refused with the reason per family, are in docs/config.md.
 """
 
 from __future__ import annotations
@@ -193,6 +195,14 @@ def _class_count_strings(chk: Checker, value: Any, path: str) -> tuple[tuple[str
     return tuple(out)
 
 
+def _dedupe(pairs: tuple[tuple[str, int], ...], *, last: bool) -> tuple[tuple[str, int], ...]:
+    """One entry per class in first-appearance order: the last count (``last``) or the largest."""
+    out: dict[str, int] = {}
+    for name, n in pairs:
+        out[name] = n if last or name not in out else max(out[name], n)
+    return tuple(out.items())
+
+
 def _check_entry_keys(chk: Checker, entry: Mapping, path: str, name: str, used: tuple[str, ...],
                       ignored: tuple[str, ...]) -> None:
     for key in entry:
@@ -266,10 +276,12 @@ def _aug_op(chk: Checker, entry: Mapping, path: str, match_height: bool, data: M
                 raise chk.error(join(join(path, "PREPARE"), str(key)),
                                 f"database filter not supported (supported: {', '.join(_PREPARE_KEYS)})")
         return GTSampling(
-            sample_groups=_class_count_strings(chk, chk.required(entry, "SAMPLE_GROUPS", path),
-                                               join(path, "SAMPLE_GROUPS")),
-            min_points=_class_count_strings(chk, prepare.get("filter_by_min_points", []),
-                                            join(join(path, "PREPARE"), "filter_by_min_points")),
+            # DataBaseSampler.__init__ fills dicts: a repeated class keeps its first position and its last count.
+            sample_groups=_dedupe(_class_count_strings(chk, chk.required(entry, "SAMPLE_GROUPS", path),
+                                                       join(path, "SAMPLE_GROUPS")), last=True),
+            # filter_by_min_points applies each 'class:n' in turn: a repeated class ends with the largest n.
+            min_points=_dedupe(_class_count_strings(chk, prepare.get("filter_by_min_points", []),
+                                                    join(join(path, "PREPARE"), "filter_by_min_points")), last=False),
             # DataBaseSampler: sampler_cfg.get('LIMIT_WHOLE_SCENE', False)
             limit_whole_scene=chk.boolean(entry.get("LIMIT_WHOLE_SCENE", False), join(path, "LIMIT_WHOLE_SCENE")),
             filter_by_difficulty=tuple(
@@ -318,6 +330,12 @@ def _check_gt_sampling_files(chk: Checker, entry: Mapping, path: str) -> None:
         if isinstance(infos, (list, tuple)) and len(infos) != 1:
             raise chk.error(join(path, "DB_INFO_PATH"), f"BACKUP_DB_INFO needs exactly one DB_INFO_PATH (upstream "
                                                         f"asserts it when falling back), got {len(infos)}")
+    if "DATABASE_WITH_FAKELIDAR" in entry and chk.boolean(entry["DATABASE_WITH_FAKELIDAR"],
+                                                          join(path, "DATABASE_WITH_FAKELIDAR")):
+        # DataBaseSampler.__call__: assert not DATABASE_WITH_FAKELIDAR ('Please use latest codes ...')
+        raise chk.error(join(path, "DATABASE_WITH_FAKELIDAR"), "True makes OpenPCDet's sampler fail an assertion "
+                                                               "on the first frame (regenerate the database); "
+                                                               "this config cannot train")
     for key in ("USE_SHARED_MEMORY", "FILTER_OBJ_POINTS_BY_TIMESTAMP"):
         if key in entry:
             chk.boolean(entry[key], join(path, key))
@@ -576,17 +594,17 @@ def _transfusion_post(chk: Checker, head: Mapping, head_path: str) -> PostProces
 # nuscenes_dataset.py: `if cfg.get('FILTER_MIN_POINTS_IN_GT', False): keep num_lidar_pts > value - 1`;
 # waymo_dataset.py: drop_info_with_name('unknown'), then `if training and cfg.get('FILTER_EMPTY_BOXES_FOR_TRAIN',
 # False): keep num_points_in_gt > 0`; lyft_dataset.py, once_dataset.py, argo2_dataset.py, pandaset_dataset.py read
-# neither (a FILTER_MIN_POINTS_IN_GT in lyft_dataset.yaml is dead: 0, not 1). KITTI / custom drop DontCare, which
-# the KITTI source already leaves out of its frames.
+# neither (a FILTER_MIN_POINTS_IN_GT in lyft_dataset.yaml is dead: 0, not 1). kitti_dataset.py / custom_dataset.py
+# drop_info_with_name('DontCare') (the raw KITTI source already leaves them out; info files may hold them).
 _DATASET_GT_FILTER: dict[str, tuple[tuple[str, ...], str | None]] = {
     "NuScenesDataset": ((), "FILTER_MIN_POINTS_IN_GT"),
     "WaymoDataset": (("unknown",), "FILTER_EMPTY_BOXES_FOR_TRAIN"),
     "LyftDataset": ((), None),
-    "KittiDataset": ((), None),
+    "KittiDataset": (("DontCare",), None),
     "ONCEDataset": ((), None),
     "Argo2Dataset": ((), None),
     "PandasetDataset": ((), None),
-    "CustomDataset": ((), None),
+    "CustomDataset": (("DontCare",), None),
 }
 _GT_FILTER_KEYS = ("FILTER_MIN_POINTS_IN_GT", "FILTER_EMPTY_BOXES_FOR_TRAIN")
 

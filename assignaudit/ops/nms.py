@@ -43,19 +43,37 @@ def _rank_order(scores: torch.Tensor, pre_max: int | None) -> torch.Tensor:
 
 def _greedy_sweep(n: int, src: torch.Tensor, dst: torch.Tensor) -> np.ndarray:
     """Greedy keep mask ``bool[n]`` for suppression edges ``src -> dst`` (ranks, ``src < dst``)."""
-    keep = np.ones(n, dtype=bool)
     if src.numel() == 0:
-        return keep
-    s = src.cpu().numpy()
-    d = dst.cpu().numpy()
-    perm = np.argsort(s, kind="stable")
-    s, d = s[perm], d[perm]
-    uniq, first = np.unique(s, return_index=True)
-    last = np.append(first[1:], s.shape[0])
-    for i, lo, hi in zip(uniq.tolist(), first.tolist(), last.tolist()):
-        if keep[i]:
-            keep[d[lo:hi]] = False
-    return keep
+        return np.ones(n, dtype=bool)
+    return greedy_keep(n, src.cpu().numpy(), dst.cpu().numpy())
+
+
+def greedy_keep(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Greedy NMS on a suppression graph, vectorised in rounds: ``bool[n]``, rank ``u`` kept iff no kept ``v < u``
+    has an edge ``v -> u`` (edges ``src < dst``, any order; several graphs may share one call).
+
+    Each round keeps every undecided rank whose remaining in-edges are all gone, marks the targets of the newly
+    kept suppressed, and drops the edges out of suppressed or into decided ranks. A rank is kept only once all its
+    in-neighbours are decided and none of them is kept, and suppressed only by a kept in-neighbour, so this is the
+    rank-order greedy result exactly; the lowest undecided rank is always free, so every round decides one at
+    least (NMS clusters need a handful of rounds: each round costs O(n + remaining edges) numpy).
+    """
+    state = np.zeros(n, dtype=np.int8)  # 0 undecided, 1 kept, 2 suppressed
+    s = np.asarray(src, dtype=np.int64)
+    d = np.asarray(dst, dtype=np.int64)
+    undecided = np.arange(n, dtype=np.int64)
+    while undecided.size:
+        has_in = np.zeros(n, dtype=bool)
+        has_in[d] = True
+        free = undecided[~has_in[undecided]]
+        state[free] = 1
+        from_kept = state[s] == 1
+        state[d[from_kept]] = 2
+        live = state[s] == 0
+        live &= state[d] == 0
+        s, d = s[live], d[live]
+        undecided = undecided[state[undecided] == 0]
+    return state == 1
 
 
 def nms_bev(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, pre_max: int | None = None,

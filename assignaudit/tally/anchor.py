@@ -116,3 +116,11 @@ class AnchorTally:
 
     def nan_columns(self) -> tuple[str, ...]:
         return ("radius_p50",)
+
+    MERGE_FIELDS: tuple[str, ...] = ()
+    """Accumulators besides ``tallies`` that `merge` adds (none for anchors)."""
+
+    def merge(self, other) -> None:
+        """Add the counts of ``other`` (a tally of the same config over other frames, or a shard's delta with
+        ``tallies`` and `MERGE_FIELDS`; assignaudit.parallel)."""
+        self.tallies.merge(other.tallies)

@@ -55,6 +55,34 @@ class Tallies:
             pad = max_radius + 1 - self.radius_hist.shape[2]
             self.radius_hist = np.pad(self.radius_hist, ((0, 0), (0, 0), (0, pad)))
 
+    def merge(self, other: "Tallies") -> None:
+        """Add ``other``'s counts (the tallies of other frames, e.g. a worker's shard). Integer sums: exact and
+        independent of the order shards are merged in."""
+        if (other.num_classes, other.num_bands) != (self.num_classes, self.num_bands):
+            raise ValueError("cannot merge tallies of different class x band shapes")
+        for name in _COUNT_FIELDS:
+            getattr(self, name).__iadd__(getattr(other, name))
+        self.iou_hist += other.iou_hist
+        self.grow_radius(other.radius_hist.shape[2] - 1)
+        self.radius_hist[:, :, : other.radius_hist.shape[2]] += other.radius_hist
+
+    def __getstate__(self) -> dict:
+        """Pickled sparse (a shard's histograms are mostly zeros: ~4 MB dense, a few kB sparse)."""
+        state = dict(self.__dict__)
+        for name in ("iou_hist", "radius_hist"):
+            h = state.pop(name)
+            idx = np.flatnonzero(h)
+            state[name] = (h.shape, idx, h.reshape(-1)[idx])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for name in ("iou_hist", "radius_hist"):
+            shape, idx, values = state[name]
+            h = np.zeros(shape, np.int64)
+            h.reshape(-1)[idx] = values
+            state[name] = h
+        self.__dict__.update(state)
+
 
 class GTBands:
     """One frame's GT by (class, band): the flat indices the per-GT quantities are bincounted with.

@@ -217,3 +217,11 @@ class HeatmapTally:
 
     def nan_columns(self) -> tuple[str, ...]:
         return ("iou_pos_p10", "iou_pos_p50")
+
+    MERGE_FIELDS: tuple[str, ...] = ("num_phantom_slots",)
+    """Accumulators besides ``tallies`` that `merge` adds."""
+
+    def merge(self, other) -> None:
+        """Add the counts of ``other`` (same config, other frames; or a shard's delta, assignaudit.parallel)."""
+        self.tallies.merge(other.tallies)
+        self.num_phantom_slots += int(other.num_phantom_slots)

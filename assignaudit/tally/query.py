@@ -198,3 +198,13 @@ class QueryTally:
 
     def nan_columns(self) -> tuple[str, ...]:
         return ("radius_p50",) + (() if self.dump is not None else ("iou_pos_p10", "iou_pos_p50"))
+
+    MERGE_FIELDS: tuple[str, ...] = ("layer_gt", "layer_matched", "layer_useless", "layer_iou_sum")
+    """Accumulators besides ``tallies`` that `merge` adds. ``layer_iou_sum`` is a float sum: merged shards equal the
+    serial run only up to float rounding, so `count` shards query heads only without a dump (assignaudit.parallel)."""
+
+    def merge(self, other) -> None:
+        """Add the counts of ``other`` (same config, other frames; or a shard's delta, assignaudit.parallel)."""
+        self.tallies.merge(other.tallies)
+        for name in self.MERGE_FIELDS:
+            getattr(self, name).__iadd__(getattr(other, name))

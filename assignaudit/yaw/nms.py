@@ -24,6 +24,7 @@ criterion ``T >= t`` are zero.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,11 +180,111 @@ def _rows_by_key(key: np.ndarray) -> list[np.ndarray]:
 
 def apply_nms(boxes_lidar: np.ndarray, score: np.ndarray, sample: np.ndarray, class_id: np.ndarray,
               order: np.ndarray, settings: NmsSettings) -> np.ndarray:
-    """bool ``[P]``: kept by NMS as configured (see the module docstring).
+    """bool ``[P]``: kept by NMS as configured (see the module docstring), every sample at once.
 
-    Each sample's boxes are handed to the op already in visiting order (`devkit_order`), so equal scores are
-    resolved the same way as in matching wherever the op's sort is stable.
+    Equal to `apply_nms_per_sample` (each sample through `ops.nms_bev` / `batched_nms_bev` / `circle_nms`), without
+    its per-sample calls: the eligible boxes of all samples are ranked by (sample, visiting order) (`devkit_order`,
+    so equal scores resolve as in matching); the candidate pairs come from one AABB enumeration in which each sample's
+    rectangles are shifted along x by ``sample x stride`` (samples can never pair up; the exact IoU / distance is
+    computed on the unshifted boxes, the same elementwise kernel as per sample); edges join boxes of one NMS group
+    (sample, or sample x class); and one vectorised greedy pass (`ops.nms.greedy_keep`) decides every group.
+    ``pre_max`` / ``post_max`` apply per group, as the per-sample ops apply them.
     """
+    n = boxes_lidar.shape[0]
+    kept = np.zeros(n, dtype=bool)
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    rows = np.flatnonzero(score >= settings.score_thresh)
+    if rows.size == 0:
+        return kept
+    rows = rows[np.lexsort((pos[rows], sample[rows]))]  # rank order: sample, then visiting order
+
+    def groups(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s_id = np.unique(sample[r], return_inverse=True)[1].astype(np.int64).reshape(-1)
+        if settings.class_agnostic:
+            return s_id, s_id
+        c_id = np.unique(class_id[r], return_inverse=True)[1].astype(np.int64).reshape(-1)
+        return s_id, s_id * (int(c_id.max()) + 1) + c_id
+
+    s_id, group = groups(rows)
+    if settings.pre_max:
+        rows = rows[_rank_within(group) < settings.pre_max]
+        s_id, group = groups(rows)
+    keep = np.zeros(rows.size, dtype=bool)
+    # Blocks of whole samples (bounded memory: pairs and the IoU kernel's intermediates grow with the boxes).
+    cuts = np.r_[0, np.flatnonzero(s_id[1:] != s_id[:-1]) + 1, rows.size]
+    start = 0
+    with single_torch_thread():
+        while start < rows.size:
+            stop = int(cuts[np.searchsorted(cuts, start + NMS_BLOCK_BOXES, side="right") - 1])
+            if stop <= start:  # one sample larger than a block
+                stop = int(cuts[np.searchsorted(cuts, start, side="right")])
+            keep[start:stop] = _block_keep(boxes_lidar[rows[start:stop], :7], s_id[start:stop],
+                                           group[start:stop], settings)
+            start = stop
+    k = np.flatnonzero(keep)
+    if settings.post_max:
+        k = k[_rank_within(group[k]) < settings.post_max]
+    kept[rows[k]] = True
+    return kept
+
+
+NMS_BLOCK_BOXES = 1 << 17
+"""`apply_nms` handles whole samples in blocks of about this many boxes (one AABB enumeration and greedy pass each)."""
+NMS_PAIR_CHUNK = 1 << 21
+"""IoU kernel calls take at most this many pairs (its intermediates are ~1 kB per pair)."""
+
+
+def _block_keep(boxes: np.ndarray, s_id: np.ndarray, group: np.ndarray, settings: NmsSettings) -> np.ndarray:
+    """Greedy keep mask of one block of rank-ordered boxes (whole samples): shifted AABB candidates, exact edges."""
+    from assignaudit.ops.nms import greedy_keep
+    from assignaudit.ops.pairs import aabb_overlap_pairs
+    from assignaudit.ops.rotated import bev_aabb, box_iou_bev_aligned
+
+    b = torch.as_tensor(boxes)
+    if settings.nms_type == "rotate":
+        xyxy = bev_aabb(b)
+    else:  # the squares `ops.circle_nms` enumerates its candidates with
+        hw = 0.5 * math.sqrt(settings.circle_radius_sq) * (1 + 1e-4) + 1e-4
+        xyxy = torch.cat((b[:, :2] - hw, b[:, :2] + hw), dim=1)
+    stride = float(xyxy[:, 2].max() - xyxy[:, 0].min()) + 16.0
+    shift = torch.as_tensor(s_id - s_id[0], dtype=xyxy.dtype) * stride
+    xyxy[:, 0] += shift
+    xyxy[:, 2] += shift
+    ia, ib = aabb_overlap_pairs(xyxy, xyxy, ordered=False)
+    ia_np, ib_np = ia.numpy(), ib.numpy()
+    fwd = (ia_np < ib_np) & (group[ia_np] == group[ib_np])
+    ia_np, ib_np = ia_np[fwd], ib_np[fwd]
+    del ia, ib, fwd
+    edge = np.empty(ia_np.size, dtype=bool)
+    for lo in range(0, ia_np.size, NMS_PAIR_CHUNK):
+        i = torch.from_numpy(ia_np[lo:lo + NMS_PAIR_CHUNK])
+        j = torch.from_numpy(ib_np[lo:lo + NMS_PAIR_CHUNK])
+        if settings.nms_type == "rotate":
+            e = box_iou_bev_aligned(b[i], b[j]) > settings.thresh
+        else:
+            dx = b[i, 0] - b[j, 0]
+            dy = b[i, 1] - b[j, 1]
+            e = dx * dx + dy * dy <= settings.circle_radius_sq
+        edge[lo:lo + NMS_PAIR_CHUNK] = e.numpy()
+    return greedy_keep(boxes.shape[0], ia_np[edge], ib_np[edge])
+
+
+def _rank_within(group: np.ndarray) -> np.ndarray:
+    """For entries listed in rank order, each one's rank among the entries of its group (0-based)."""
+    perm = np.argsort(group, kind="stable")
+    g = group[perm]
+    start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    run_start = np.repeat(start, np.diff(np.r_[start, g.size]))
+    rank = np.empty_like(perm)
+    rank[perm] = np.arange(g.size) - run_start
+    return rank
+
+
+def apply_nms_per_sample(boxes_lidar: np.ndarray, score: np.ndarray, sample: np.ndarray, class_id: np.ndarray,
+                         order: np.ndarray, settings: NmsSettings) -> np.ndarray:
+    """`apply_nms` one sample at a time through the `assignaudit.ops` NMS functions (the reference it is tested
+    against; slow on val-sized files: one call per sample)."""
     n = boxes_lidar.shape[0]
     kept = np.zeros(n, dtype=bool)
     eligible = score >= settings.score_thresh

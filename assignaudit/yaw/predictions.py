@@ -114,6 +114,172 @@ def load_predictions(path: Path, known_classes: frozenset[str] | None = None) ->
 
 
 def _load_submission(path: Path) -> PredictionSet:
+    """A submission JSON, streamed sample by sample (`_stream_submission`); a file that is not a valid
+    submission is re-read whole by `_load_submission_whole`, whose first-error messages are the reference."""
+    streamed = _stream_submission(path)
+    return streamed if streamed is not None else _load_submission_whole(path)
+
+
+_STREAM_CHUNK_BYTES = 1 << 24
+_STREAM_BATCH_BOXES = 1 << 14
+_WS = frozenset(" \t\n\r")
+
+
+class _NotStreamable(Exception):
+    """The file is not a plain valid submission: the whole-file loader names the problem."""
+
+
+class _JsonStream:
+    """Values of a JSON text decoded one at a time (``json.JSONDecoder.raw_decode`` on a sliding window)."""
+
+    def __init__(self, f, digest) -> None:
+        import codecs
+
+        self.f, self.digest = f, digest
+        self.text = codecs.getincrementaldecoder("utf-8")()
+        self.buf, self.pos, self.eof = "", 0, False
+        self.decoder = json.JSONDecoder()
+
+    def _fill(self) -> None:
+        chunk = self.f.read(_STREAM_CHUNK_BYTES)
+        self.digest.update(chunk)
+        self.eof = not chunk
+        self.buf = self.buf[self.pos:] + self.text.decode(chunk, final=self.eof)
+        self.pos = 0
+
+    def peek(self) -> str:
+        """The next non-blank character ('' at the end of the file)."""
+        while True:
+            buf, pos = self.buf, self.pos
+            while pos < len(buf) and buf[pos] in _WS:
+                pos += 1
+            self.pos = pos
+            if pos < len(buf):
+                return buf[pos]
+            if self.eof:
+                return ""
+            self._fill()
+
+    def expect(self, ch: str) -> None:
+        if self.peek() != ch:
+            raise _NotStreamable
+        self.pos += 1
+
+    def value(self):
+        self.peek()
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:  # a value that ends the window may continue in the file
+                    self.pos = end
+                    return obj
+            except json.JSONDecodeError:
+                if self.eof:
+                    raise _NotStreamable from None
+            except RecursionError:
+                raise _NotStreamable from None
+            self._fill()
+
+
+def _stream_submission(path: Path) -> PredictionSet | None:
+    """The happy path of a submission JSON in constant memory per box: ``results`` is decoded one sample list at a
+    time and validated in batches into column arrays (the per-box dicts never all exist at once). None when the
+    file is not a plain valid submission (malformed JSON, another layout, duplicate keys, a bad record)."""
+    from nuscenes.eval.detection.constants import ATTRIBUTE_NAMES, DETECTION_NAMES
+
+    canonical = {n: n for n in DETECTION_NAMES}
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("tr", "size", "rot", "vel", "names", "scores", "owners")}
+    batch: list[dict] = []
+    batch_owner: list[str] = []
+    batch_count: list[int] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        owners = np.repeat(np.array(batch_owner, dtype=object), batch_count)
+        try:
+            arrays = _submission_arrays(batch)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise _NotStreamable from None
+        if _first_bad_vectorised(arrays, owners, DETECTION_NAMES, ATTRIBUTE_NAMES) is not None:
+            raise _NotStreamable
+        tr, size, rot, vel, names, scores, _tokens, _attrs = arrays
+        for key, value in (("tr", tr), ("size", size), ("rot", rot), ("vel", vel), ("scores", scores),
+                           ("owners", owners)):
+            cols[key].append(value)
+        cols["names"].append(np.array([canonical[n] for n in names], dtype=object))  # one str per class
+        batch.clear()
+        batch_owner.clear()
+        batch_count.clear()
+
+    digest = hashlib.sha256()
+    seen_top: set[str] = set()
+    sample_order: list[str] = []
+    import gc
+
+    # Decoding makes millions of short-lived containers and no cycles: the cyclic GC would rescan the live batch
+    # after every few thousand allocations (~5x the decode time).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with open(path, "rb") as f:
+            js = _JsonStream(f, digest)
+            js.expect("{")
+            while js.peek() != "}":
+                if seen_top:
+                    js.expect(",")
+                key = js.value()
+                if not isinstance(key, str) or key in seen_top:
+                    raise _NotStreamable
+                seen_top.add(key)
+                js.expect(":")
+                if key != "results":
+                    if not isinstance(js.value(), dict) and key == "meta":
+                        raise _NotStreamable
+                    continue
+                js.expect("{")
+                while js.peek() != "}":
+                    if sample_order:
+                        js.expect(",")
+                    token = js.value()
+                    js.expect(":")
+                    boxes = js.value()
+                    if not isinstance(token, str) or not isinstance(boxes, list):
+                        raise _NotStreamable
+                    sample_order.append(token)
+                    batch.extend(boxes)
+                    batch_owner.append(token)
+                    batch_count.append(len(boxes))
+                    if len(batch) >= _STREAM_BATCH_BOXES:
+                        flush()
+                js.expect("}")
+            js.expect("}")
+            if js.peek() != "":
+                raise _NotStreamable
+        if "results" not in seen_top or "meta" not in seen_top or len(set(sample_order)) != len(sample_order):
+            raise _NotStreamable
+        flush()
+    except (_NotStreamable, UnicodeDecodeError):
+        return None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    def joined(key: str, empty: np.ndarray) -> np.ndarray:
+        parts = cols.pop(key)
+        return np.concatenate(parts) if parts else empty
+
+    e = np.empty
+    return PredictionSet(
+        kind="nuscenes_json", path=str(path), sha256=digest.hexdigest(),
+        sample_token=joined("owners", e(0, object)), detection_class=joined("names", e(0, object)),
+        score=joined("scores", e(0)), translation_global=joined("tr", e((0, 3))), size_wlh=joined("size", e((0, 3))),
+        rotation_wxyz=joined("rot", e((0, 4))), velocity_global=joined("vel", e((0, 2))),
+        sample_order=tuple(sample_order),
+    )
+
+
+def _load_submission_whole(path: Path) -> PredictionSet:
     from nuscenes.eval.detection.constants import ATTRIBUTE_NAMES, DETECTION_NAMES
 
     try:
