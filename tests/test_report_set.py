@@ -288,3 +288,11 @@ def test_unexpected_error_while_counting_exits_3_and_keeps_the_previous_report(p
     assert res.exit_code == 3
     assert "internal error (ZeroDivisionError: division by zero)" in _one_error_line(res.stderr)
     assert _snapshot(out) == before and _leftovers(out) == []
+
+
+def test_derived_files_of_the_previous_run_go_with_it(previous, tmp_path):
+    out = _copy(previous, tmp_path / "out")
+    (out / "report.html").write_text("<html>previous run</html>")
+    (out / "gate.json").write_text("{}")
+    assert _count(out, "--only-summary").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "summary.parquet"]
