@@ -101,6 +101,12 @@ class CountOptions:
     """Consecutive frames per shard handed to a worker."""
     ray: str | None = None
     """``--ray auto|ADDRESS``: count the shards as Ray tasks instead of local processes."""
+    quality: Any = None
+    paa: Any = None
+    prompts: Any = None
+    """``--prompts``: an `assignaudit.assign.prompt.PromptOptions` (query heads): prompt agreement (None: off)."""
+    """``--paa``: an `assignaudit.assign.paa.PaaOptions` (anchor heads): PAA re-assignment (None: off)."""
+    """``--quality``: an `assignaudit.quality.QualityOptions` to add the positives' regression view (None: off)."""
 
     def __post_init__(self) -> None:
         if self.replays < 1:
@@ -286,7 +292,8 @@ class FrameCounter:
     """
 
     def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device, *, query_dump=None,
-                 objects_buf: "_RowBuffer | None" = None, frames_buf: "_RowBuffer | None" = None) -> None:
+                 objects_buf: "_RowBuffer | None" = None, frames_buf: "_RowBuffer | None" = None,
+                 quality=None, paa=None, prompts=None) -> None:
         self.config = config
         self.bands = bands
         self.class_names = tuple(config.class_names)
@@ -297,6 +304,24 @@ class FrameCounter:
         self._band_names = np.array(bands.names, dtype=object)
         self.num_assigned = 0
         self.num_skipped = 0
+        self.device = device
+        if paa is not None:
+            if not hasattr(self.tally, "enable_paa"):
+                raise ConfigError(f"--paa is for anchor heads; config {config.name!r} has head {config.head!r}")
+            self.tally.enable_paa(paa)
+        self.prompts = None
+        if prompts is not None:  # count --prompts (assignaudit/tally/prompt.py)
+            if config.head != "query":
+                raise ConfigError(f"--prompts is for query heads; config {config.name!r} has head {config.head!r}")
+            from assignaudit.tally.prompt import PromptTally
+
+            self.prompts = PromptTally(config, bands, prompts, query_dump)
+        self.quality = None
+        if quality is not None:  # count --quality (assignaudit/quality.py)
+            from assignaudit.quality import QualityTally
+
+            self.quality = QualityTally(self.class_names, bands, quality)
+            self.tally.collect_positives = True
 
     def add(self, aug: AugmentedFrame, replay: int) -> bool:
         if len(aug.boxes) == 0:
@@ -307,6 +332,11 @@ class FrameCounter:
         gt_class = np.array([self.class_index[c] for c in aug.class_name], dtype=np.int64)  # [K], K names per frame
         gtb = GTBands(gt_class, np.hypot(boxes[:, 0], boxes[:, 1]), self.bands, len(self.class_names))
         ft = self.tally.add_frame(boxes, aug.class_name, gtb, aug.sample_token)
+        if self.prompts is not None:
+            self.prompts.add(boxes, aug.class_name, gtb, aug.sample_token)
+        if self.quality is not None:
+            self.quality.add(ft.positives, torch.as_tensor(boxes[:, :7], dtype=torch.float32, device=self.device),
+                             gtb.gt_class, gtb.gt_band)
         if self.frames_buf is not None and self.frames_buf.path is not None:
             num_c = len(self.class_names)
             self.frames_buf.append(
@@ -329,11 +359,38 @@ class FrameCounter:
         return True
 
     def summary(self) -> pd.DataFrame:
-        return summary_frame(self.tally.tallies, self.class_names, self.bands, self.tally.nan_columns())
+        table = summary_frame(self.tally.tallies, self.class_names, self.bands, self.tally.nan_columns())
+        if self.quality is not None:
+            table = table.assign(**self.quality.summary_columns())
+        return table
+
+    def summary_schema(self) -> pa.Schema:
+        if self.quality is None:
+            return SUMMARY_SCHEMA
+        from assignaudit.quality import SUMMARY_QUALITY_SCHEMA
+
+        return pa.schema(list(SUMMARY_SCHEMA) + list(SUMMARY_QUALITY_SCHEMA))
+
+    def extra_reports(self) -> dict[str, tuple[pd.DataFrame, pa.Schema]]:
+        extra = dict(self.tally.extra_reports())
+        if self.quality is not None:
+            from assignaudit.quality import QUALITY_SCHEMA
+
+            extra[schema.QUALITY_FILE] = (self.quality.histogram_frame(), QUALITY_SCHEMA)
+        if self.prompts is not None:
+            from assignaudit.tally.prompt import PROMPTS_SCHEMA
+
+            extra[schema.PROMPTS_FILE] = (self.prompts.frame(), PROMPTS_SCHEMA)
+        return extra
 
     def metadata(self) -> dict[str, Any]:
         """``head``, ``framework`` and the family's counting semantics (see docs/count-families.md)."""
-        return {"head": self.config.head, "framework": self.config.framework, **self.tally.metadata()}
+        meta = {"head": self.config.head, "framework": self.config.framework, **self.tally.metadata()}
+        if self.quality is not None:
+            meta.update(self.quality.metadata(self.config.head))
+        if self.prompts is not None:
+            meta.update(self.prompts.metadata())
+        return meta
 
 
 def run_count(
@@ -366,16 +423,28 @@ def run_count(
         dump = load_query_dump(query_dump)
     augment, replays = options.augment, options.replays
     dump_meta: dict[str, Any] = {}
-    if dump is not None:
+    paa_dump = options.paa is not None and options.paa.scores is not None
+    if dump is not None or paa_dump:
+        note = QUERY_DUMP_NOTE if dump is not None else QUERY_DUMP_NOTE.replace("a query dump holds the decoder "
+                                                                               "outputs", "a PAA score dump holds the "
+                                                                               "per-anchor losses")
         asked = [f for f, on in (("augmentation", augment and bool(config.augmentations)),
                                  (f"--replays {replays}", replays > 1)) if on]
         if asked:
-            log.warning("query dump given: %s ignored (%s)", " and ".join(asked), QUERY_DUMP_NOTE)
-        dump_meta = {"augment_requested": augment, "replays_requested": replays, "augment_note": QUERY_DUMP_NOTE}
+            log.warning("%s dump given: %s ignored (%s)", "query" if dump is not None else "PAA score",
+                        " and ".join(asked), note)
+        dump_meta = {"augment_requested": augment, "replays_requested": replays, "augment_note": note}
         augment, replays = False, 1
 
-    counter = FrameCounter(config, bands, device, query_dump=dump)
+    counter = FrameCounter(config, bands, device, query_dump=dump, quality=options.quality, paa=options.paa,
+                           prompts=options.prompts)
     total_frames = min(len(source), options.max_frames or len(source))
+    if options.paa is not None and options.paa.scores is not None:
+        tokens = list(source.sample_tokens())[:total_frames]
+        missing = [t for t in tokens if t not in options.paa.scores.index]
+        if missing:
+            raise DataError(f"PAA score dump {options.paa.scores.path}: no entry for sample_token {missing[0]!r} "
+                            f"({len(missing)} of {len(tokens)} frame(s) to count are missing)")
     if dump is not None:
         tokens = list(source.sample_tokens())[:total_frames]
         missing = counter.tally.missing_tokens(tokens)
@@ -443,7 +512,7 @@ def run_count(
         metadata["num_frames_assigned"] = counter.num_assigned
         metadata["num_frames_skipped_empty"] = counter.num_skipped
         summary = counter.summary()
-        extra = counter.tally.extra_reports()
+        extra = counter.extra_reports()
         written: list[Path] = []
         if stage is not None:
             for buf in (objects_buf, frames_buf):
@@ -451,7 +520,7 @@ def run_count(
                 if p is not None:
                     written.append(p)
             written.append(write_parquet(stage / schema.SUMMARY_FILE, summary, metadata,
-                                         schema=SUMMARY_SCHEMA))
+                                         schema=counter.summary_schema()))
             if not only_summary:
                 for name, (table, table_schema) in extra.items():
                     written.append(write_parquet(stage / name, table, metadata, schema=table_schema))
@@ -481,6 +550,12 @@ def _sharding(options: CountOptions, config: DetectorConfig, bands: Bands, devic
         return None
     if dump is not None or device.type != "cpu":
         log.info("counting in one process (%s)", "query dump: float layer sums" if dump is not None else device)
+        return None
+    # The --quality / --paa / --prompts tallies have no shard merge yet: one process keeps them exact.
+    single = [flag for flag, on in (("--quality", options.quality), ("--paa", options.paa),
+                                    ("--prompts", options.prompts)) if on is not None]
+    if single:
+        log.info("counting in one process (%s)", ", ".join(single))
         return None
     threads = max(1, available_cores() // workers) if options.ray is None else 1
     return ShardSpec(config, bands, str(device), replay, augment, replays, write_rows, threads), workers

@@ -28,6 +28,12 @@ REASON_CELL_COLLISION: Final = "cell_collision"  # drawn, but an earlier GT of i
 REASON_TRUNCATED_MAX_OBJS: Final = "truncated_max_objs"  # beyond NUM_MAX_OBJS / max_objs in the head's order
 REASON_OUT_OF_MAP: Final = "out_of_map"  # mmdet3d: integer centre cell outside the feature map, skipped
 REASON_DEGENERATE_SIZE: Final = "degenerate_size"  # dx or dy <= 0 in cells: skipped
+# FCOS-style point heads (assign/fcos.py)
+REASON_NO_POINT_INSIDE: Final = "no_point_inside"  # no feature-map location inside its (centre) region, any level
+REASON_OUTSIDE_REGRESS_RANGES: Final = "outside_regress_ranges"  # inside on some level, never in its range
+# PAA re-assignment (assign/paa.py): the GT had initial positives but PAA kept none
+REASON_PAA_TOO_FEW: Final = "paa_too_few_candidates"  # < 2 candidates: no GMM, every initial positive dropped
+REASON_PAA_BACKGROUND: Final = "paa_background_component"  # the GMM put every candidate in the other component
 # Query heads (Hungarian replay)
 REASON_UNMATCHED: Final = "unmatched"  # more GT than queries: no query left for it
 
@@ -43,6 +49,16 @@ LAYERS_FILE: Final = "layers.parquet"  # query heads: per class and decoder laye
 LAYERS_COLUMNS: Final = ("class", "layer", "num_gt", "num_matched", "num_useless", "frac_useless", "mean_matched_iou")
 RADIUS_FILE: Final = "radius.parquet"  # heatmap heads: Gaussian radius histogram of drawn GT, per class and band
 RADIUS_COLUMNS: Final = ("class", "band", "radius_cells", "num_gt")
+# `count --quality` (assignaudit/quality.py): summary columns appended after the extra ones, and a histogram report.
+SUMMARY_QUALITY_COLUMNS: Final = (
+    "num_pos_quality", "iou_bev_p50", "iou_3d_p50", "num_pos_low_iou", "num_pos_beyond_beta", "loss_iou_sum",
+    "loss_eiou_sum", "loss_eiou_3d_sum", "focal_eiou_sum", "low_quality_share", "low_quality_share_focal",
+)
+QUALITY_FILE: Final = "quality.parquet"
+QUALITY_COLUMNS: Final = ("class", "band", "quantity", "bin_lo", "bin_hi", "count")
+# `count --prompts` (point-prompted queries, assign/prompt.py): prompt agreement per class and band.
+PROMPTS_FILE: Final = "prompts.parquet"
+PROMPTS_COLUMNS: Final = ("class", "band", "num_gt", "num_agree", "agreement_rate")
 COMPARE_FILE: Final = "compare.parquet"
 COMPARE_METRICS: Final = (
     "num_gt", "num_pos", "pos_per_gt", "num_gt_zero_pos", "frac_gt_zero_pos", "num_neg", "num_ignore",

@@ -12,6 +12,7 @@ from assignaudit.bands import Bands
 from assignaudit.cli import app
 from assignaudit.config import load_config
 from assignaudit.count import CountOptions, run_count
+from _report_bytes import report_bytes
 from assignaudit.parallel import resolve_workers
 from assignaudit.sources.open import open_source
 from assignaudit.tally.base import IOU_HIST_BINS, Tallies
@@ -20,7 +21,7 @@ runner = CliRunner()
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    return report_bytes(out)
 
 
 def _run(tmp: Path, name: str, config: str | None, **opts) -> dict[str, bytes]:

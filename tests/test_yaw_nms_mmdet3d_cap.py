@@ -42,3 +42,18 @@ def test_resolve_nms_takes_the_framework_cap_from_the_config():
     assert (s.class_agnostic, s.post_max, s.post_max_per_class) == (False, 50, False)  # test_cfg max_num=50
     pc = resolve_nms(NmsOverrides(), load_config("pcdet-kitti-pointpillars"))
     assert pc.post_max_per_class is True
+
+
+@pytest.mark.parametrize("per_class", [True, False])
+def test_all_samples_at_once_equals_per_sample_with_either_cap(per_class):
+    from assignaudit.yaw.nms import apply_nms_per_sample
+
+    boxes, score, _, cls = _scene()
+    boxes, score, cls = np.tile(boxes, (3, 1)), np.tile(score, 3), np.tile(cls, 3)
+    sample = np.repeat(np.arange(3), 6)
+    order = devkit_order(score, np.arange(18))
+    settings = NmsSettings(post_max=2, post_max_per_class=per_class)
+    got = apply_nms(boxes, score, sample, cls, order, settings)
+    want = apply_nms_per_sample(boxes, score, sample, cls, order, settings)
+    assert got.tolist() == want.tolist()
+    assert int(got.sum()) == 3 * (4 if per_class else 2)

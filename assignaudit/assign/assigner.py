@@ -415,8 +415,9 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
 
     pos_gt_np = pos_gt.cpu().numpy().astype(np.int64)
     pos_iou_np = pos_iou_t[pos].cpu().numpy().astype(np.float32)
+    pos_anchor_np = uniq[pos].cpu().numpy().astype(np.int64)
     claimed = untouched.sum(axis=1)
-    extra_gt, extra_n = [], []
+    extra_gt, extra_n, extra_anchor = [], [], []
     for s in np.nonzero(claim >= 0)[0]:  # loop over anchor sets only (the min_pos_iou = 0 corner case)
         c, n = int(claim[s]), int(claimed[s])
         gt_num_pos[c] += n
@@ -429,12 +430,14 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
             num_pos_per_set[s] += n
         extra_gt.append(np.full(n, c, dtype=np.int64))
         extra_n.append(n)
-    pos_anchor_np = uniq[pos].cpu().numpy().astype(np.int64)
+        in_set = anchors.set_index == int(s)
+        in_set[uniq] = False  # the set's untouched anchors
+        extra_anchor.append(torch.nonzero(in_set)[:, 0].cpu().numpy().astype(np.int64))
     pos_forced_np = (forced & ~by_thr)[pos].cpu().numpy()
     if extra_gt:
         pos_gt_np = np.concatenate([pos_gt_np, *extra_gt])
         pos_iou_np = np.concatenate([pos_iou_np, np.zeros(sum(extra_n), dtype=np.float32)])
-        pos_anchor_np = np.concatenate([pos_anchor_np, np.full(sum(extra_n), -1, dtype=np.int64)])
+        pos_anchor_np = np.concatenate([pos_anchor_np, *extra_anchor])
         pos_forced_np = np.concatenate([pos_forced_np, np.ones(sum(extra_n), dtype=bool)])
 
     g_max_np = g_max.cpu().numpy().astype(np.float32)
@@ -543,7 +546,7 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
             gt_max_iou=np.zeros(0, np.float32), gt_zero_pos_reason=np.full(0, None, dtype=object),
             pos_gt_index=np.zeros(0, np.int64), pos_iou=np.zeros(0, np.float32),
             num_pos_per_set=np.zeros(s_num, np.int64), num_neg_per_set_band=anchors.band_counts.copy(),
-            num_ignore_per_set_band=np.zeros_like(anchors.band_counts),
+            num_ignore_per_set_band=np.zeros_like(anchors.band_counts), pos_anchor_index=np.zeros(0, np.int64),
         )
     # One assigner per anchor set, as upstream, all sets in one vectorised call: set s sees its anchors in the
     # layout's flat order restricted to s (upstream's view(-1, 7) / multihead permute) and every GT.

@@ -47,8 +47,8 @@ class FrameAssignment:
     num_candidates: int = 0
     """Anchor-GT pairs whose IoU was evaluated (diagnostics)."""
     pos_anchor_index: np.ndarray | None = None
-    """int64 ``[P]`` (aligned with ``pos_gt_index``): flat anchor index of each positive; -1 for the untouched anchors
-    mmdet's ``min_pos_iou = 0`` corner case claims by count. For pictures (`assignaudit show`), not the tallies."""
+    """int64 ``[P]`` (aligned with ``pos_gt_index``): flat anchor index of each positive (the untouched anchors that
+    mmdet's ``min_pos_iou = 0`` corner case claims included). For `count --quality` and pictures (`assignaudit show`)."""
     pos_forced: np.ndarray | None = None
     """bool ``[P]``: the positive is forced (low-quality match) and would not pass the positive threshold alone."""
     ignore_anchor_index: np.ndarray | None = None

@@ -136,6 +136,14 @@ def _render(cfg) -> None:
         _summary_anchor(cfg, head)
     elif cfg.head == "center":
         _summary_center(cfg, head)
+    elif cfg.head == "fcos":
+        f = cfg.fcos
+        head.add_row("assigner", f"FCOS-style points ({f.variant}: "
+                                 + ("smallest area" if f.variant == "mmdet" else "nearest centre") + " wins), "
+                                 + (f"centre sampling radius {f.center_sample_radius:g}" if f.sampling else
+                                    "no centre sampling") + f", {f.box_frame} box frame")
+        head.add_row("levels", escape("; ".join(f"stride {s} ({w}x{h}), range [{lo:g}, {hi:g}] m" for s, (w, h),
+                                                (lo, hi) in zip(f.strides, f.map_sizes, f.regress_ranges))))
     else:
         q = cfg.query
         matcher = {"detr3d": "DETR3D/PETR Hungarian (focal cls 2.0 + L1 0.25 on 8 dims)",

@@ -82,11 +82,54 @@ def count_cmd(
         "--compare-pipeline", help="With --compare-config. a: both configs see the frames replayed once through "
                                    "--config's augmentation (default); own: each replays its own augmentation with "
                                    "the same seed.")] = None,
+    quality: Annotated[bool, typer.Option(
+        "--quality", help="Regression view of every positive (IoU, residuals, L_IoU / L_EIoU / Focal-EIoU, "
+                          "low-quality share; docs/count-families.md): summary columns and quality.parquet.")] = False,
+    quality_gamma: Annotated[float, typer.Option("--quality-gamma", help="Focal-EIoU gamma (weight IoU^gamma).")] = 0.5,
+    quality_low_iou: Annotated[float, typer.Option(
+        "--quality-low-iou", help="Positives with BEV IoU below this are low quality.")] = 0.5,
+    paa: Annotated[bool, typer.Option(
+        "--paa", help="Anchor heads: PAA re-assignment (initial MaxIoU at 0.1, per-GT GMM over per-anchor scores; "
+                      "docs/count-families.md).")] = False,
+    paa_scores: Annotated[Optional[Path], typer.Option(
+        "--paa-scores", help="With --paa: .npz of per-anchor losses (sample_token [N], anchor_loss [N, A]); "
+                             "without it the IoU proxy 1 - IoU is used and the report says so.")] = None,
+    paa_topk: Annotated[int, typer.Option("--paa-topk", help="With --paa: candidates per GT and level.")] = 9,
+    paa_separation: Annotated[str, typer.Option(
+        "--paa-separation", help="With --paa: mmdet (upstream scheme) | component (the lower-mean component).")] =
+        "mmdet",
+    prompts: Annotated[Optional[str], typer.Option(
+        "--prompts", help="Query heads: point-prompted queries (centre | jitter); reports how often a plain "
+                          "Hungarian match agrees with the prompt pairing (prompts.parquet).")] = None,
+    prompt_jitter: Annotated[float, typer.Option(
+        "--prompt-jitter", help="With --prompts jitter: fraction of the half size the point may move.")] = 1.0,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     from assignaudit.bands import Bands
     from assignaudit.count import CountOptions, set_torch_threads
+    from assignaudit.quality import QualityOptions
+
+    q_opts = QualityOptions(gamma=quality_gamma, low_iou=quality_low_iou) if quality else None
+    paa_opts = None
+    prompt_opts = None
+    if prompts is not None:
+        from assignaudit.assign.prompt import PromptOptions
+
+        prompt_opts = PromptOptions(mode=prompts, jitter=prompt_jitter, seed=seed)
+    if paa_scores is not None and not paa:
+        from assignaudit.errors import ConfigError
+
+        raise ConfigError("--paa-scores only applies with --paa")
+    if paa:
+        from assignaudit.assign.paa import PaaOptions, load_paa_scores
+
+        paa_opts = PaaOptions(topk=paa_topk, separation=paa_separation,
+                              scores=load_paa_scores(paa_scores) if paa_scores is not None else None)
+    if quality and compare_config is not None:
+        from assignaudit.errors import ConfigError
+
+        raise ConfigError("--quality cannot be combined with --compare-config (run count --quality on each config)")
 
     from assignaudit.config import load_config
 
@@ -116,7 +159,7 @@ def count_cmd(
               file=sys.stderr, flush=True)
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
                            device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()),
-                           workers=workers, ray=ray)
+                           workers=workers, ray=ray, quality=q_opts, paa=paa_opts, prompts=prompt_opts)
     if compare_config is not None:
         from assignaudit.compare_configs import run_compare
 
@@ -151,6 +194,8 @@ def count_cmd(
                    "written": [str(p) for p in result.written]}
         if "layers.parquet" in result.extra:
             payload["layers"] = json.loads(result.extra["layers.parquet"].to_json(orient="records"))
+        if result.metadata.get("quality") is not None:
+            payload["quality"] = result.metadata["quality"]
         typer.echo(json.dumps(payload, indent=2))
         return
     _render(result, cfg.class_names)
@@ -212,7 +257,12 @@ _FAMILY_COLUMNS = {
     "query": (("unmatched q", "num_neg", "{:,.0f}"), ("useless", "num_gt_useless", "{:.0f}"),
               ("IoU p50", "iou_pos_p50", "{:.2f}")),
 }
-_UNIT = {"anchor": "anchors", "center": "heatmap cells", "query": "queries"}
+# With --quality (band `all`): the low-quality share of L_EIoU / Focal-EIoU and the median positive BEV IoU.
+_QUALITY_COLUMNS = (("low-q share", "low_quality_share", "{:.1%}"), ("low-q focal", "low_quality_share_focal",
+                                                                     "{:.1%}"),
+                    ("pos IoU p50", "iou_bev_p50", "{:.2f}"))
+_FAMILY_COLUMNS["fcos"] = (("neg points", "num_neg", "{:,.0f}"),)
+_UNIT = {"anchor": "anchors", "center": "heatmap cells", "query": "queries", "fcos": "points"}
 
 
 def _render(result, class_names) -> None:
@@ -233,6 +283,9 @@ def _render(result, class_names) -> None:
     table.add_column("class")
     for b in bands:
         table.add_column(b, justify="right")
+    extra = _FAMILY_COLUMNS.get(head, _FAMILY_COLUMNS["anchor"])
+    if meta.get("quality") is not None:
+        extra = extra + _QUALITY_COLUMNS
     for title, _, _ in extra:
         table.add_column(title, justify="right")
     by = summary.set_index(["class", "band"])
@@ -264,6 +317,20 @@ def _render(result, class_names) -> None:
                       "Q - K in band 'all'; pass --queries DUMP to replay the match[/]")
     if meta.get("augment_note"):
         console.print(f"[yellow]{meta['augment_note']}[/]")
+    if meta.get("prompts") is not None and "prompts.parquet" in result.extra:
+        pr = result.extra["prompts.parquet"]
+        pa_ = pr[(pr.band == "all") & (pr.num_gt > 0)]
+        rates = ", ".join(f"{r['class']} {r.agreement_rate:.0%}" for _, r in pa_.iterrows())
+        console.print(f"prompt agreement ({meta['prompts']['mode']}; {meta['prompts']['source']}): {rates}")
+    if meta.get("paa") is not None:
+        pm = meta["paa"]
+        console.print(f"PAA: score = {pm['score']}; {pm['num_gt_fitted']} GT fitted, "
+                      f"{pm['num_gt_too_few_candidates']} with < 2 candidates (all their positives dropped), "
+                      f"{pm['num_positives_demoted']} initial positives made negative")
+    if meta.get("quality") is not None:
+        q = meta["quality"]
+        console.print(f"quality: low-q = share of L_EIoU (and of Focal-EIoU, gamma {q['gamma']}) from positives with "
+                      f"BEV IoU < {q['low_iou']}; reference box: {q['reference_box']} (quality.parquet)")
     for w in meta.get("heatmap_warnings") or ():
         console.print(f"[yellow]warning: {w}[/]")
     if meta.get("num_frames_skipped_empty"):

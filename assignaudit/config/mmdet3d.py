@@ -1029,6 +1029,10 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     train_cfg, train_path = _stage_cfg(chk, model, "train_cfg", train_part)
     test_cfg, test_path = _stage_cfg(chk, model, "test_cfg", test_part)
     if head_type not in SUPPORTED_HEADS:
+        from assignaudit.assign.fcos import REFUSED_HEADS
+
+        if head_type in REFUSED_HEADS:  # FCOS-like rules fcos_assign does not cover
+            raise chk.error(join(head_path, "type"), f"{head_type!r} is not supported: it {REFUSED_HEADS[head_type]}")
         raise chk.error(join(head_path, "type"), f"{head['type']!r} is not supported (supported: "
                                                  f"{', '.join(SUPPORTED_HEADS)}); its train_cfg assigner is "
                                                  f"{_assigner_desc(train_cfg)}")

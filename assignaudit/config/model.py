@@ -85,7 +85,7 @@ class DatasetSpec:
     ``MultiViewWrapper[...]``, ``ResizeCropFlipImage``, ...), for the record."""
 
 
-HEAD_KINDS = ("anchor", "center", "query")
+HEAD_KINDS = ("anchor", "center", "query", "fcos")
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ class DetectorConfig:
 
     * ``anchor``: ``anchors`` + ``assigner`` (AxisAligned, MaxIoU or ATSS; §3, §4, §6);
     * ``center``: ``heatmap`` (OpenPCDet or mmdet3d CenterHead; §5, §7);
-    * ``query``: ``query`` (Hungarian matching of decoder queries; §8).
+    * ``query``: ``query`` (Hungarian matching of decoder queries; §8);
+    * ``fcos``: ``fcos`` (FCOS-style centre sampling on BEV points; `assignaudit.assign.fcos`).
     """
 
     name: str
@@ -113,6 +114,8 @@ class DetectorConfig:
     framework: str = "pcdet"  # "pcdet" | "mmdet3d": whose semantics the config reproduces (reports, compare)
     dataset: DatasetSpec = field(default_factory=DatasetSpec, compare=False)
     """Where the config's training data lives (provenance and file lookup; not part of equality)."""
+    fcos: Any = None
+    """`assignaudit.assign.fcos.FcosParams` for ``head == "fcos"``."""
 
     @property
     def grid_size(self) -> tuple[int, int, int]:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 TOP_KEYS = ("assignaudit", "name", "class_names", "point_cloud_range", "voxel_size", "head", "framework",
-            "multihead", "anchor_generator", "anchors", "assigner", "heatmap", "query", "augmentations", "gt_filters",
+            "multihead", "anchor_generator", "anchors", "assigner", "heatmap", "query", "fcos", "augmentations", "gt_filters",
             "post_processing")
 ANCHOR_KEYS = ("class_name", "sizes", "rotations", "bottom_heights", "matched_threshold", "unmatched_threshold",
                "feature_map_stride", "align_center", "min_pos_iou", "anchor_range")
@@ -82,13 +82,13 @@ _MMDET_ONLY_DEFAULTS = {"gt_max_assign_all": True, "class_agnostic": False, "mat
                         "assign_per_class": True}
 _ATSS_ONLY = ("atss_topk", "atss_upstream_quirks")
 # The block each head family needs, and the keys that belong to the other families.
-_HEAD_BLOCK = {"anchor": "anchors", "center": "heatmap", "query": "query"}
+_HEAD_BLOCK = {"anchor": "anchors", "center": "heatmap", "query": "query", "fcos": "fcos"}
 _ANCHOR_ONLY = ("anchors", "assigner", "anchor_generator", "multihead")
 
 
 def is_our_schema(raw: Any) -> bool:
     """Auto-detection: our files carry ``assignaudit: 1`` or a top-level ``anchors`` / ``heatmap`` / ``query``."""
-    return isinstance(raw, Mapping) and any(k in raw for k in ("assignaudit", "anchors", "heatmap", "query"))
+    return isinstance(raw, Mapping) and any(k in raw for k in ("assignaudit", "anchors", "heatmap", "query", "fcos"))
 
 
 _LOGGED_HEATMAP_WARNINGS: set[str] = set()
@@ -232,20 +232,25 @@ def config_from_dict(raw: Any, origin: str, *, default_name: str, source: str) -
     voxel = chk.numbers(chk.required(top, "voxel_size", ""), "voxel_size", length=3, positive=True)
 
     # head: explicit, or implied by the one parameter block present (anchor when none).
-    implied = "center" if "heatmap" in top else "query" if "query" in top else "anchor"
+    implied = "center" if "heatmap" in top else "query" if "query" in top else "fcos" if "fcos" in top else "anchor"
     head = chk.choice(top.get("head", implied), "head", HEAD_KINDS)
     block = _HEAD_BLOCK[head]
     if block not in top:
         raise chk.error(block, f"missing required key (head: {head} needs a {block} section)")
-    others = [k for k in (*_ANCHOR_ONLY, "heatmap", "query") if k in top and k not in
+    others = [k for k in (*_ANCHOR_ONLY, "heatmap", "query", "fcos") if k in top and k not in
               ((*_ANCHOR_ONLY,) if head == "anchor" else (block,))]
     if others:
         raise chk.error(others[0], f"does not apply to head: {head} (it belongs to another head family)")
     framework = chk.choice(top["framework"], "framework", FRAMEWORKS) if "framework" in top else None
 
-    anchors = assigner = heatmap = query = None
+    anchors = assigner = heatmap = query = fcos = None
     anchor_paths: tuple[str, ...] = ()
-    if head == "anchor":
+    if head == "fcos":  # FCOS-style point head (assign/fcos.py parses and validates its block)
+        from assignaudit.assign.fcos import fcos_params_from_dict
+
+        fcos = fcos_params_from_dict(chk, top["fcos"], "fcos", pcr, voxel)
+        framework = framework or "mmdet3d"
+    elif head == "anchor":
         assigner = _assigner(chk, top.get("assigner", {}), "assigner")
         generator, align_corner, levels = _anchor_generator(chk, top.get("anchor_generator", {}), "anchor_generator")
         multihead = chk.boolean(top["multihead"], "multihead") if "multihead" in top else AnchorLayout.multihead
@@ -290,6 +295,7 @@ def config_from_dict(raw: Any, origin: str, *, default_name: str, source: str) -
         heatmap=heatmap,
         query=query,
         framework=framework,
+        fcos=fcos,
     )
     check_consistency(cfg, chk, ConfigPaths(class_names="class_names", anchors=anchor_paths,
                                             augmentations=aug_paths))
@@ -730,6 +736,8 @@ def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:
     }
     if cfg.head == "anchor":
         out.update(_anchor_part(cfg))
+    elif cfg.head == "fcos":
+        out["fcos"] = cfg.fcos.to_dict()
     elif cfg.head == "center":
         h = cfg.heatmap
         out["heatmap"] = {

@@ -5,6 +5,7 @@
 | `tally.anchor` | ``anchor``: AxisAligned, MaxIoU, ATSS | `assignaudit.assign.assigner.assign_frame` |
 | `tally.heatmap` | ``center``: OpenPCDet / mmdet3d CenterHead | `assignaudit.assign.heatmap.heatmap_targets` |
 | `tally.query` | ``query``: DETR3D / PETR / TransFusion | `assignaudit.assign.hungarian.replay_frame` (with a dump) |
+| `tally.fcos` | ``fcos``: FCOS-style point heads | `assignaudit.assign.fcos.fcos_assign` |
 
 Each tally takes one augmented frame at a time, adds it to fixed-size class x band accumulators (`tally.base`) and
 hands back the per-GT and per-class numbers for the streamed per-object / per-frame reports. docs/count-families.md
@@ -35,6 +36,10 @@ def make_tally(config: DetectorConfig, bands: Bands, device: torch.device,
         from assignaudit.tally.heatmap import HeatmapTally
 
         tally = HeatmapTally(config, bands, device)
+    elif config.head == "fcos":
+        from assignaudit.tally.fcos import FcosTally
+
+        tally = FcosTally(config, bands, device)
     elif config.head == "query":
         from assignaudit.tally.query import QueryTally
 

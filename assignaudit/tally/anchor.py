@@ -32,6 +32,7 @@ from assignaudit.tally.base import FrameTally, GTBands, Tallies, add_iou_hist, a
 
 class AnchorTally:
     head = "anchor"
+    collect_positives = False  # count --quality: hand back each positive's anchor (FrameTally.positives)
 
     def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device) -> None:
         if config.anchors is None or config.assigner is None:
@@ -53,14 +54,35 @@ class AnchorTally:
                 self.set_of_class[self.set_class[s]] = s
         self.agnostic = bool(config.assigner.class_agnostic)
         self.tallies = Tallies(num_c, len(bands) + 1)
+        self.paa = None  # count --paa: assign.paa.PaaOptions (enable_paa)
+
+    def enable_paa(self, options) -> None:
+        """``count --paa``: the initial assignment at PAA's thresholds, then `assign.paa.paa_reassign` per frame."""
+        import dataclasses
+
+        from assignaudit.assign.paa import initial_layout
+
+        self.paa = options
+        self.base_anchors = self.anchors
+        layout = initial_layout(self.config.anchors, options.init_iou)
+        self.anchors = generate_anchors(layout, device=self.device, bands=self.bands)
+        self.paa_assigner = dataclasses.replace(self.config.assigner, min_pos_iou=0.0)
+        lvl = torch.zeros(self.anchors.num_anchors, dtype=torch.int64, device=self.device)
+        for i, sl in enumerate(self.anchors.level_slices):
+            lvl[sl] = i
+        self.paa_level = lvl
+        self.paa_stats = {"num_gt_fitted": 0, "num_gt_too_few_candidates": 0, "num_positives_demoted": 0}
 
     def add_frame(self, boxes: np.ndarray, class_name: np.ndarray, gtb: GTBands, sample_token: str) -> FrameTally:
         t = self.tallies
         num_c = t.num_classes
         gt_set = self.set_of_class[gtb.gt_class]
         gt_boxes = torch.as_tensor(boxes[:, :7], dtype=torch.float32, device=self.device)
-        res = assign_frame(self.anchors, gt_boxes, torch.as_tensor(gt_set, device=self.device), self.config.assigner,
-                           self.bands)
+        if self.paa is None:
+            res = assign_frame(self.anchors, gt_boxes, torch.as_tensor(gt_set, device=self.device),
+                               self.config.assigner, self.bands)
+        else:
+            res = self._paa_frame(gt_boxes, gt_set, sample_token)
         gtb.add(t.num_gt)
         gtb.add(t.num_pos, res.gt_num_pos)
         gtb.add(t.num_forced, res.gt_num_forced)
@@ -80,7 +102,14 @@ class AnchorTally:
         add_per_band(t.num_neg, neg_cb)
         add_per_band(t.num_ignore, ign_cb)
 
+        positives = None
+        if self.collect_positives and res.pos_anchor_index is not None:
+            from assignaudit.quality import Positives
+
+            idx = torch.as_tensor(res.pos_anchor_index, device=self.anchors.boxes.device)
+            positives = Positives(self.anchors.boxes.index_select(0, idx), np.asarray(res.pos_gt_index, np.int64))
         return FrameTally(
+            positives=positives,
             gt_num_pos=np.asarray(res.gt_num_pos, np.int64),
             gt_num_forced=np.asarray(res.gt_num_forced, np.int64),
             gt_max_iou=np.asarray(res.gt_max_iou, np.float32),
@@ -89,6 +118,20 @@ class AnchorTally:
             class_num_neg=neg_cb.sum(axis=1).astype(np.int64),
             class_num_ignore=ign_cb.sum(axis=1).astype(np.int64),
         )
+
+    def _paa_frame(self, gt_boxes, gt_set, sample_token):
+        from assignaudit.assign.paa import paa_reassign
+
+        init = assign_frame(self.anchors, gt_boxes, torch.as_tensor(gt_set, device=self.device), self.paa_assigner,
+                            self.bands)
+        scores = self.paa.scores.frame(sample_token) if self.paa.scores is not None else None
+        out = paa_reassign(init, self.anchors.set_index, self.anchors.with_bands(self.bands).band_index,
+                           self.paa_level, len(self.bands), self.paa, scores)
+        st = self.paa_stats
+        st["num_gt_fitted"] += out.num_gt_fitted
+        st["num_gt_too_few_candidates"] += out.num_gt_too_few
+        st["num_positives_demoted"] += out.num_demoted
+        return out.assignment
 
     def metadata(self) -> dict[str, Any]:
         negs = ("every anchor whose label is background counts as a negative of every class (class-agnostic "
@@ -108,8 +151,18 @@ class AnchorTally:
         unused = [s.class_name for s, c in zip(self.config.anchors.anchor_sets, self.set_class) if c < 0]
         if unused and not self.agnostic:
             counting["sets_without_config_class"] = unused
-        return {"counting": counting, "assigner": self.config.to_dict().get("assigner"),
+        meta = {"counting": counting, "assigner": self.config.to_dict().get("assigner"),
                 "num_anchors_per_frame": int(self.anchors.boxes.shape[0])}
+        if self.paa is not None:
+            p = self.paa
+            meta["paa"] = {"score": p.score_source, "score_dump": p.scores.path if p.scores is not None else None,
+                           "topk": p.topk, "init_iou": p.init_iou, "covariance_type": p.covariance_type,
+                           "separation": p.separation, **self.paa_stats,
+                           "initial_assignment": f"the config's assigner with both thresholds at {p.init_iou} and "
+                                                 "min_pos_iou 0 (PAA's MaxIoUAssigner)"}
+            counting["positive"] = ("anchors PAA keeps: per GT, the top-k lowest-score initial positives per level, "
+                                    "a 2-component GMM, then the separation scheme (docs/count-families.md)")
+        return meta
 
     def extra_reports(self) -> dict[str, tuple[pd.DataFrame, pa.Schema]]:
         return {}

@@ -144,6 +144,7 @@ class FrameTally:
     class_num_pos: np.ndarray  # int64 [C]
     class_num_neg: np.ndarray  # int64 [C]
     class_num_ignore: np.ndarray  # int64 [C]
+    positives: Any = None  # assignaudit.quality.Positives when the tally collects them (count --quality), else None
 
 
 class FamilyTally(Protocol):

@@ -79,6 +79,7 @@ def window_cells(channel: np.ndarray, cx: np.ndarray, cy: np.ndarray, radius: np
 
 class HeatmapTally:
     head = "center"
+    collect_positives = False  # count --quality: hand back each regression slot's decoded cell box
 
     def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device) -> None:
         if config.heatmap is None:
@@ -115,9 +116,23 @@ class HeatmapTally:
         return heatmap_targets(gt_boxes, class_name, self.params)
 
     def add_frame(self, boxes: np.ndarray, class_name: np.ndarray, gtb: GTBands, sample_token: str) -> FrameTally:
-        return self.tally(self.targets(boxes, class_name), gtb)
+        return self.tally(self.targets(boxes, class_name), gtb, boxes)
 
-    def tally(self, res: HeatmapResult, gtb: GTBands) -> FrameTally:
+    def _positives(self, res: HeatmapResult, slot_gt, slot_ch, slot_used, boxes: np.ndarray):
+        """Every regression slot (mask = 1) of a config class, with the box decoded at its centre cell with zero
+        offset (``x = ix * stride * voxel + pcr_min``) and its GT's own z, size and yaw (assignaudit.quality)."""
+        from assignaudit.quality import Positives
+
+        sel = slot_used & (self.channel_class[slot_ch] >= 0)
+        g = slot_gt[sel]
+        p = self.params
+        pcr, vox, s = p.point_cloud_range, p.voxel_size, p.feature_map_stride
+        ref = torch.as_tensor(np.asarray(boxes, np.float32)[g, :7], device=self.device).clone()
+        ref[:, 0] = torch.as_tensor(res.cell_x[g] * (s * vox[0]) + pcr[0], dtype=torch.float32, device=self.device)
+        ref[:, 1] = torch.as_tensor(res.cell_y[g] * (s * vox[1]) + pcr[1], dtype=torch.float32, device=self.device)
+        return Positives(ref, g.astype(np.int64), self.channel_class[slot_ch[sel]].astype(np.int64))
+
+    def tally(self, res: HeatmapResult, gtb: GTBands, boxes: np.ndarray | None = None) -> FrameTally:
         """Tally one frame's `heatmap_targets` result (its GT in the order of ``gtb``)."""
         t, nb, w, h = self.tallies, self.nb, self.w, self.h
         num_c = t.num_classes
@@ -168,7 +183,9 @@ class HeatmapTally:
 
         k = reason.shape[0]
         gt_num_pos = has_pos.astype(np.int64)
+        positives = self._positives(res, slot_gt, slot_ch, slot_used, boxes) if self.collect_positives else None
         return FrameTally(
+            positives=positives,
             gt_num_pos=gt_num_pos,
             gt_num_forced=np.zeros(k, np.int64),
             gt_max_iou=np.full(k, np.nan, np.float32),

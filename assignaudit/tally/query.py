@@ -45,6 +45,7 @@ POSITIVES_NO_DUMP = "K per frame (no dump)"
 
 class QueryTally:
     head = "query"
+    collect_positives = False  # count --quality: hand back each matched query's decoded box (needs a dump)
 
     def __init__(self, config: DetectorConfig, bands: Bands, device: torch.device,
                  dump: QueryDump | None = None) -> None:
@@ -125,7 +126,16 @@ class QueryTally:
                                           minlength=size).reshape(num_c, n_l)
 
         reason = np.where(matched, None, schema.REASON_UNMATCHED).astype(object)
+        positives = None
+        if self.collect_positives:
+            from assignaudit.assign.hungarian import decode_query_boxes
+            from assignaudit.quality import Positives
+
+            g = np.flatnonzero(matched)
+            q = torch.from_numpy(np.ascontiguousarray(dump.boxes[i, -1][last_q[g]]))
+            positives = Positives(decode_query_boxes(q.to(torch.float32), dump.yaw_encoding), g.astype(np.int64))
         return FrameTally(
+            positives=positives,
             gt_num_pos=matched.astype(np.int64), gt_num_forced=np.zeros(k, np.int64),
             gt_max_iou=np.where(matched, last_iou, np.nan).astype(np.float32), gt_zero_pos_reason=reason,
             class_num_pos=np.bincount(gtb.gt_class, matched, minlength=num_c).astype(np.int64),

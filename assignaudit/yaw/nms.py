@@ -224,7 +224,9 @@ def apply_nms(boxes_lidar: np.ndarray, score: np.ndarray, sample: np.ndarray, cl
             start = stop
     k = np.flatnonzero(keep)
     if settings.post_max:
-        k = k[_rank_within(group[k]) < settings.post_max]
+        # mmdet3d's box3d_multiclass_nms caps max_num over all classes of a sample together; OpenPCDet per class.
+        cap_group = group if settings.post_max_per_class else s_id
+        k = k[_rank_within(cap_group[k]) < settings.post_max]
     kept[rows[k]] = True
     return kept
 

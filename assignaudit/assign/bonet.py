@@ -1,0 +1,108 @@
+r"""3D-BoNet's bounding-box association (Yang et al. 2019, "Learning Object Bounding Boxes for 3D Instance
+Segmentation on Point Clouds") as a Hungarian cost for set-prediction heads on point clouds.
+
+Every box is reduced to its axis-aligned min / max vertices ``B = (x_min, y_min, z_min, x_max, y_max, z_max)``
+(3D-BoNet predicts exactly these; a rotated canonical box contributes its exact 3D AABB). For prediction ``i`` and
+GT ``j`` over the frame's ``N`` points ``p``:
+
+* **vertex L2**: ``C_ed = mean over the 6 coordinates of (B_i - B_j)^2``;
+* **point membership**: the GT's is hard, ``g_j(p) = 1`` when ``(min - p)(p - max) >= 0`` on all three axes; the
+  prediction's is soft, ``q_i(p) = min over axes of sigmoid(clip(100 (min - p)(p - max), -20, 20))`` (the paper's
+  Algorithm 1, theta_1 = 100, theta_2 = 20);
+* **soft IoU**: ``C_sIoU = -TP / (TP + FP + FN + 1e-6)`` with ``TP = sum q g``, ``FP = sum q - TP``,
+  ``FN = sum g - TP``;
+* **cross-entropy**: ``C_ces = mean over points of -(g log(q + 1e-8) + (1 - g) log(1 - q + 1e-8))``;
+* ``C = w_ed C_ed + w_siou C_sIoU + w_ces C_ces``, the paper's default weights all 1 (``use_all_ce_l2_iou``).
+
+`bonet_match` solves ``C[Q, K]`` with scipy's ``linear_sum_assignment`` (each GT gets one prediction when Q >= K).
+Memory is ``Q x K`` for the cost and ``Q x N`` + ``K x N`` for the memberships (points are processed in chunks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from assignaudit.errors import DataError
+
+BONET_WEIGHTS = (1.0, 1.0, 1.0)  # vertex L2, soft IoU, cross-entropy: the paper's 'use_all_ce_l2_iou'
+THETA_1, THETA_2 = 100.0, 20.0
+_POINT_CHUNK = 1 << 15
+
+
+def box_vertices(boxes: torch.Tensor) -> torch.Tensor:
+    """Canonical boxes ``[M, 7+]`` -> ``[M, 6]`` vertices: the exact 3D AABB ``x_min, y_min, z_min, x_max, y_max,
+    z_max`` (centre z; yaw only widens the BEV extent)."""
+    c, s = torch.cos(boxes[:, 6]).abs(), torch.sin(boxes[:, 6]).abs()
+    hx = (boxes[:, 3] * c + boxes[:, 4] * s) / 2
+    hy = (boxes[:, 3] * s + boxes[:, 4] * c) / 2
+    hz = boxes[:, 5] / 2
+    lo = torch.stack([boxes[:, 0] - hx, boxes[:, 1] - hy, boxes[:, 2] - hz], 1)
+    hi = torch.stack([boxes[:, 0] + hx, boxes[:, 1] + hy, boxes[:, 2] + hz], 1)
+    return torch.cat([lo, hi], 1)
+
+
+def _membership(vert: torch.Tensor, pts: torch.Tensor, soft: bool) -> torch.Tensor:
+    """``[M, 6]`` vertices x ``[N, 3]`` points -> ``[M, N]`` membership (hard 0/1 or the soft Algorithm 1)."""
+    t = (vert[:, None, :3] - pts[None]) * (pts[None] - vert[:, None, 3:])  # [M, N, 3]
+    if not soft:
+        return (t >= 0).all(dim=-1).to(vert.dtype)
+    return torch.sigmoid(torch.clamp(THETA_1 * t, -THETA_2, THETA_2)).amin(dim=-1)
+
+
+@dataclass(frozen=True)
+class BonetCost:
+    total: torch.Tensor  # [Q, K]
+    vertex_l2: torch.Tensor
+    soft_iou: torch.Tensor  # the (positive) soft IoU; the cost term is its negative
+    cross_entropy: torch.Tensor
+
+
+def bonet_cost(pred_vertices: torch.Tensor, gt_vertices: torch.Tensor, points: torch.Tensor,
+               weights: tuple[float, float, float] = BONET_WEIGHTS) -> BonetCost:
+    """The association cost ``[Q, K]`` of ``Q`` predicted and ``K`` GT boxes given as min/max vertices ``[., 6]``
+    over the frame's points ``[N, 3+]`` (module docstring). Float64 recommended; device-agnostic torch."""
+    for name, v in (("pred_vertices", pred_vertices), ("gt_vertices", gt_vertices)):
+        if v.dim() != 2 or v.shape[1] != 6:
+            raise DataError(f"{name} has shape {tuple(v.shape)}; expected [M, 6] min/max vertices")
+    if points.dim() != 2 or points.shape[1] < 3:
+        raise DataError(f"points has shape {tuple(points.shape)}; expected [N, 3+]")
+    if points.shape[0] == 0:
+        raise DataError("points is empty: the soft IoU and cross-entropy terms need the frame's points")
+    pts = points[:, :3].to(pred_vertices.dtype)
+    q_n, k_n, n = pred_vertices.shape[0], gt_vertices.shape[0], pts.shape[0]
+    dt, dev = pred_vertices.dtype, pred_vertices.device
+    tp = torch.zeros(q_n, k_n, dtype=dt, device=dev)
+    ce = torch.zeros(q_n, k_n, dtype=dt, device=dev)
+    sum_q = torch.zeros(q_n, dtype=dt, device=dev)
+    sum_g = torch.zeros(k_n, dtype=dt, device=dev)
+    for s in range(0, n, _POINT_CHUNK):  # chunks over points only
+        p = pts[s:s + _POINT_CHUNK]
+        q = _membership(pred_vertices, p, soft=True)  # [Q, n]
+        g = _membership(gt_vertices, p, soft=False)  # [K, n]
+        tp += q @ g.T
+        sum_q += q.sum(1)
+        sum_g += g.sum(1)
+        log_q, log_1q = torch.log(q + 1e-8), torch.log(1 - q + 1e-8)
+        # sum_n -(g log q + (1 - g) log(1 - q)) = -(log_q @ g.T + log_1q.sum - log_1q @ g.T)
+        ce -= log_q @ g.T + log_1q.sum(1, keepdim=True) - log_1q @ g.T
+    ce = ce / n
+    fp = sum_q[:, None] - tp
+    fn = sum_g[None, :] - tp
+    siou = tp / (tp + fp + fn + 1e-6)
+    l2 = ((pred_vertices[:, None, :] - gt_vertices[None, :, :]) ** 2).mean(-1)
+    w_ed, w_iou, w_ce = weights
+    return BonetCost(w_ed * l2 - w_iou * siou + w_ce * ce, l2, siou, ce)
+
+
+def bonet_match(cost: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(pred_index, gt_index)`` of the minimum-cost one-to-one match of ``cost[Q, K]`` (scipy's
+    ``linear_sum_assignment``; sorted by prediction index)."""
+    c = cost.detach().cpu().numpy() if isinstance(cost, torch.Tensor) else np.asarray(cost)
+    if not np.isfinite(c).all():
+        raise DataError("3D-BoNet cost matrix has non-finite entries")
+    rows, cols = linear_sum_assignment(c)
+    return rows.astype(np.int64), cols.astype(np.int64)
