@@ -159,7 +159,10 @@ def check_out_dir(out: Path, option: str = "--out") -> None:
     if os.path.abspath(out) in (os.path.abspath(os.getcwd()), os.path.abspath(os.sep)):
         raise ReportError(f"{option} {out}: a run replaces the whole report folder; give a dedicated directory "
                           "(e.g. --out assignaudit-out), not the current directory")
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
+    if out.is_symlink():
+        raise ReportError(f"{option} {out} is a symbolic link; a run replaces the folder itself, so give the real "
+                          f"directory ({os.path.realpath(out)})")
+    if out.exists() and not out.is_dir():
         raise ReportError(f"{option} {out} exists and is not a directory")
     if out.is_dir():
         foreign = _foreign_entries(out)
