@@ -1,5 +1,7 @@
-"""Shared test set-up: the frame cache (assignaudit/sources/cache.py) of every test lives in that test's tmp dir, never
-in the user's ~/.cache."""
+"""Shared test set-up: the frame cache (assignaudit/sources/cache.py) lives in tmp dirs, never in the user's
+~/.cache: one per test, and one for the session that module- and session-scoped fixtures (set up before any
+function-scoped fixture) write to."""
+
 
 import pytest
 
