@@ -761,7 +761,8 @@ def _dataset_spec(data: Mapping) -> DatasetSpec:
             sampling_options = tuple((f"gt_sampling.{k}", json.dumps(entry[k], sort_keys=True, default=str))
                                      for k in _GT_SAMPLING_RECORDED if k in entry)
     option_keys = ("FILTER_EMPTY_BOXES_FOR_TRAIN", "FILTER_MIN_POINTS_IN_GT", "MAX_SWEEPS", "SAMPLED_INTERVAL",
-                   "SEQUENCE_CONFIG", "PRED_VELOCITY", "PROCESSED_DATA_TAG", "DATA_SPLIT", "TRAIN_WITH_SPEED")
+                   "SEQUENCE_CONFIG", "PRED_VELOCITY", "PROCESSED_DATA_TAG", "DATA_SPLIT", "TRAIN_WITH_SPEED",
+                   "INFO_WITH_FAKELIDAR", "SET_NAN_VELOCITY_TO_ZEROS")  # read by sources/infos_pcdet.py
     options = tuple((k, json.dumps(data[k], sort_keys=True, default=str)) for k in option_keys if k in data)
     options += sampling_options
     disabled = aug.get("DISABLE_AUG_LIST", []) if isinstance(aug, Mapping) else []
