@@ -165,3 +165,18 @@ def test_count_runs_on_waymo_infos(tmp_path, path, cells):
     a = summary[summary.band == "all"].set_index("class")
     assert a.num_gt.sum() > 0
     np.testing.assert_array_equal(a.num_pos + a.num_neg, cells * meta["num_frames_assigned"])
+
+
+def test_waymo_load_interval_keeps_every_fifth_frame():
+    import pickle
+
+    from assignaudit.sources.infos import open_infos
+
+    got = load_mmdet3d_config(DSVT)
+    assert ("load_interval", "5") in got.dataset.options  # train_dataloader.dataset.load_interval
+    data = pickle.loads(WAYMO_INFOS.read_bytes())["data_list"]
+    src = open_infos([WAYMO_INFOS], config=got)
+    assert src.sample_tokens() == [str(r["sample_idx"]) for r in data[::5]]
+    every = open_infos([WAYMO_INFOS], config=dataclasses.replace(got, dataset=dataclasses.replace(
+        got.dataset, options=())))
+    assert len(every.sample_tokens()) == len(data)

@@ -1181,7 +1181,10 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         heatmap=heatmap,
         query=query,
         framework="mmdet3d",
-        dataset=_dataset_spec(ds, skipped),
+        dataset=_dataset_spec(ds, skipped, options=(
+            # WaymoDataset.load_data_list keeps data_list[::load_interval] (the "waymoD5" configs: 5)
+            ("load_interval", str(chk.integer(ds["load_interval"], join(ds_path, "load_interval"), minimum=1))),
+        ) if ds_type == "WaymoDataset" and "load_interval" in ds else ()),
     )
     check_consistency(result, chk, ConfigPaths(class_names=classes_path, anchors=anchor_paths,
                                                augmentations=aug_paths, class_mapping=classes_path,
@@ -1196,7 +1199,8 @@ def _range_mode(ds: Mapping) -> str:
     return "mmdet3d_3d" if "ObjectRangeFilter3D" in kinds else "mmdet3d"
 
 
-def _dataset_spec(ds: Mapping, skipped: tuple[str, ...] = ()) -> DatasetSpec:
+def _dataset_spec(ds: Mapping, skipped: tuple[str, ...] = (),
+                  options: tuple[tuple[str, str], ...] = ()) -> DatasetSpec:
     """The train dataset's type, ``data_root``, ``ann_file`` and the ObjectSample ``db_sampler.info_path``."""
 
     def text(value: Any) -> str | None:
@@ -1211,7 +1215,7 @@ def _dataset_spec(ds: Mapping, skipped: tuple[str, ...] = ()) -> DatasetSpec:
     ann = text(ds.get("ann_file"))
     return DatasetSpec(framework="mmdet3d", dataset_type=text(str(ds.get("type", "")).rsplit(".", 1)[-1]),
                        data_path=text(ds.get("data_root")), train_infos=(ann,) if ann else (),
-                       db_infos=tuple(db_infos), skipped_transforms=skipped)
+                       db_infos=tuple(db_infos), skipped_transforms=skipped, options=options)
 
 
 def load_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> DetectorConfig:
