@@ -26,7 +26,8 @@ from assignaudit.report import read_report  # noqa: E402
 DATA = Path(__file__).parent / "data"
 ROOT = DATA / "mmdet3d_cfgs" / "projects"
 DSVT = ROOT / "DSVT/configs/dsvt_voxel032_res-second_secfpn_8xb1-cyclic-12e_waymoD5-3d-3class.py"
-CFORMER = ROOT / "CenterFormer/configs/centerformer_voxel01_second-attn_secfpn-attn_4xb4-cyclic-20e_waymoD5-3d-3class.py"
+CFORMER = ROOT / ("CenterFormer/configs/"
+                  "centerformer_voxel01_second-attn_secfpn-attn_4xb4-cyclic-20e_waymoD5-3d-3class.py")
 WAYMO_INFOS = DATA / "infos" / "mmdet3d_waymo_infos_train.pkl"
 
 

@@ -230,8 +230,8 @@ def read_waymo(obj: Any, where: str, *, config: "DetectorConfig | None" = None, 
     with_speed = bool(dataset_option(config, "TRAIN_WITH_SPEED", False))
     fakelidar = bool(dataset_option(config, "INFO_WITH_FAKELIDAR", False))
     if fakelidar and with_speed:
-        raise ConfigError("DATA_CONFIG.INFO_WITH_FAKELIDAR with TRAIN_WITH_SPEED: OpenPCDet's waymo_dataset.py converts "
-                        "the fake-LiDAR boxes to 7 columns, then asserts 9 columns (the config cannot train)")
+        raise ConfigError("DATA_CONFIG.INFO_WITH_FAKELIDAR with TRAIN_WITH_SPEED: OpenPCDet's waymo_dataset.py "
+                          "converts the fake-LiDAR boxes to 7 columns, then asserts 9 (the config cannot train)")
     frames = []
     for i in range(0, len(records), step):
         rec = records[i]
