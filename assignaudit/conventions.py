@@ -218,6 +218,18 @@ def pcdet_to_canonical(boxes_pcdet: ArrayT) -> ArrayT:
 canonical_to_pcdet = pcdet_to_canonical
 
 
+def pcdet_fakelidar_to_canonical(boxes_fakelidar: np.ndarray) -> np.ndarray:
+    """OpenPCDet's old "fake LiDAR" boxes ``[x, y, z_bottom, w, l, h, r, ...]`` -> canonical ``[N, 7]``.
+
+    As ``box_utils.boxes3d_kitti_fakelidar_to_lidar`` (what ``waymo_dataset.py`` applies to ``gt_boxes_lidar`` under
+    ``INFO_WITH_FAKELIDAR``): centre ``z = z_bottom + h / 2``, ``dx, dy, dz = l, w, h``, yaw ``-(r + pi / 2)``. Only
+    the 7 box columns come back (upstream concatenates those and drops any velocity); yaw is not wrapped here.
+    """
+    b = np.asarray(boxes_fakelidar, dtype=np.float64)
+    w, l, h, r = b[:, 3:4], b[:, 4:5], b[:, 5:6], b[:, 6:7]
+    return np.concatenate([b[:, 0:2], b[:, 2:3] + h / 2, l, w, h, -(r + np.pi / 2)], axis=1)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # KITTI rectified camera <-> canonical
 # --------------------------------------------------------------------------------------------------------------------

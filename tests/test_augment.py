@@ -342,6 +342,6 @@ def test_bad_input_through_cli_layer_is_one_stderr_line_and_exit_2():
     result = CliRunner().invoke(app, [])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "error: gt_filters.range_filter: unknown mode 'kitti' (expected one of pcdet, mmdet3d, none)"
+        "error: gt_filters.range_filter: unknown mode 'kitti' (expected one of pcdet, mmdet3d, mmdet3d_3d, none)"
     ]
     assert "Traceback" not in result.output

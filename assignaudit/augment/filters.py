@@ -12,7 +12,7 @@ import numpy as np
 
 from assignaudit.errors import ConfigError
 
-RANGE_FILTERS: Final = ("pcdet", "mmdet3d", "none")
+RANGE_FILTERS: Final = ("pcdet", "mmdet3d", "mmdet3d_3d", "none")
 
 
 def map_classes(names: np.ndarray, class_mapping: Iterable[tuple[str, str]]) -> np.ndarray:
@@ -67,6 +67,8 @@ def range_mask(boxes: np.ndarray, point_cloud_range, mode: str) -> np.ndarray:
       centre ``x, y, z`` inside on all three axes, **inclusive** (``>= min & <= max``).
     * ``'mmdet3d'``: ``ObjectRangeFilter`` -> ``BaseInstance3DBoxes.in_range_bev``
       (mmdet3d/structures/bbox_3d/base_box3d.py): BEV centre **strictly** inside (``> min & < max``), z ignored.
+    * ``'mmdet3d_3d'``: projects/DSVT ``ObjectRangeFilter3D`` -> ``in_range_3d``: x, y and the *bottom* z
+      (``z - dz / 2``, mmdet3d's LiDAR box origin) strictly inside.
     * ``'none'``: no GT range filter (an OpenPCDet config without ``mask_points_and_boxes_outside_range``, or with
       ``REMOVE_OUTSIDE_BOXES: False``): every box reaches the assigner.
 
@@ -79,6 +81,9 @@ def range_mask(boxes: np.ndarray, point_cloud_range, mode: str) -> np.ndarray:
         return np.all((centre >= pcr[0:3]) & (centre <= pcr[3:6]), axis=1)
     if mode == "mmdet3d":
         return np.all((centre[:, 0:2] > pcr[0:2]) & (centre[:, 0:2] < pcr[3:5]), axis=1)
+    if mode == "mmdet3d_3d":
+        bottom = np.concatenate([centre[:, 0:2], centre[:, 2:3] - boxes[:, 5:6] / 2], axis=1)
+        return np.all((bottom > pcr[0:3]) & (bottom < pcr[3:6]), axis=1)
     if mode == "none":
         return np.ones(boxes.shape[0], dtype=bool)
     raise ConfigError(f"gt_filters.range_filter: unknown mode {mode!r} (expected one of {', '.join(RANGE_FILTERS)})")

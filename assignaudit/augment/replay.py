@@ -297,7 +297,7 @@ class AugmentationReplay:
         in_range = np.ones(boxes.shape[0], dtype=bool) if range_done else \
             range_mask(boxes, self.config.point_cloud_range, self._range_mode)
         is_dataset = index >= 0
-        if self._range_mode == "mmdet3d":  # ObjectRangeFilter runs before ObjectNameFilter
+        if self._range_mode.startswith("mmdet3d"):  # ObjectRangeFilter(3D) runs before ObjectNameFilter
             first, second = (~in_range, DROP_OUT_OF_RANGE), (in_range & ~in_class, DROP_CLASS_FILTER)
         else:  # prepare_data's class filter runs before the DataProcessor's range mask
             first, second = (~in_class, DROP_CLASS_FILTER), (in_class & ~in_range, DROP_OUT_OF_RANGE)

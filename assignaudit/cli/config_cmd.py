@@ -291,13 +291,16 @@ def _render_rest(cfg, console) -> None:
     rest.add_row("score thresh", f"{p.score_thresh:g}")
     rest.add_row("nms", f"{p.nms_type}, thresh {p.nms_thresh:g}, pre {p.nms_pre_maxsize}, post {p.nms_post_maxsize}"
                         + (" (class-agnostic)" if not p.multi_classes_nms else
-                           " per class, post over all classes" if cfg.framework == "mmdet3d" else " per class"))
+                           " per class, post over all classes" if cfg.framework == "mmdet3d" and not p.nms_thresh_per_class
+                           else " per class"))
     if p.circle_min_radius_sq:
         rest.add_row("circle min radius (m^2)", escape(_fmt(p.circle_min_radius_sq)))
     if g.drop_classes:
         rest.add_row("dropped by the dataset", ", ".join(g.drop_classes))
     if p.nms_thresh_per_class:
         rest.add_row("nms thresh per class", escape(_fmt(p.nms_thresh_per_class)))
+    if p.nms_not_reproduced:
+        rest.add_row("nms replay", escape(p.nms_not_reproduced))
     d = cfg.dataset
     if d.framework is not None:  # provenance: files and options that change no box (docs/config.md)
         for label, value in (("dataset", d.dataset_type), ("db infos", ", ".join(d.db_infos)),

@@ -30,6 +30,7 @@ from assignaudit.augment.params import (
     ObjectRangeFilter, ObjectSample, RandomFlip3D,
 )
 from assignaudit.config._check import Checker, join, show
+from assignaudit.config.mmdet3d_center_projects import PROJECT_CENTER_HEADS, project_center_head
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.config.schema import ConfigPaths, build_heatmap_params, check_consistency, log_heatmap_warnings
 from assignaudit.errors import ConfigError
@@ -48,7 +49,9 @@ ANCHOR_HEADS = (ANCHOR_HEAD, PARTA2_RPN_HEAD, SHAPE_AWARE_HEAD)
 CENTER_HEAD = "CenterHead"
 TRANSFUSION_HEAD = "TransFusionHead"  # projects/BEVFusion (LiDAR-only and LiDAR-camera)
 QUERY_HEADS = ("DETR3DHead", "PETRHead", TRANSFUSION_HEAD)
-SUPPORTED_HEADS = ANCHOR_HEADS + (CENTER_HEAD,) + QUERY_HEADS
+# projects/DSVT, projects/CenterFormer: CenterHead's heatmap targets (config/mmdet3d_center_projects.py)
+CENTER_HEADS = (CENTER_HEAD,) + PROJECT_CENTER_HEADS
+SUPPORTED_HEADS = ANCHOR_HEADS + CENTER_HEADS + QUERY_HEADS
 _GENERATORS = {"Anchor3DRangeGenerator": "mmdet3d", "AlignedAnchor3DRangeGenerator": "mmdet3d_aligned",
                "AlignedAnchor3DRangeGeneratorPerCls": "mmdet3d_aligned_per_class"}
 # Heads of shipped mmdetection3d 1.4 configs whose targets are not a function of the GT boxes alone (docs/config.md,
@@ -81,6 +84,7 @@ _DATASET_WRAPPERS = ("CBGSDataset", "RepeatDataset", "ClassBalancedDataset")
 _GT_NEUTRAL = (
     "LoadPointsFromFile", "LoadPointsFromMultiSweeps", "LoadPointsFromDict", "LoadAnnotations3D",
     "LoadMultiViewImageFromFiles", "LoadImageFromFile", "LoadImageFromFileMono3D", "PointsRangeFilter",
+    "PointsRangeFilter3D",  # projects/DSVT transforms_3d.py: points only
     "PointShuffle", "PointSample", "RandomJitterPoints", "BackgroundPointsFilter", "NormalizePointsColor",
     "PhotoMetricDistortion3D", "PhotoMetricDistortionMultiViewImage", "NormalizeMultiviewImage",
     "PadMultiViewImage", "Pack3DDetInputs", "DefaultFormatBundle3D", "Collect3D",
@@ -474,7 +478,7 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
         if kind in _IMAGE_ONLY:
             skipped.append(_image_only(chk, step, step_path, kind))
             continue
-        if kind == "ObjectRangeFilter":
+        if kind in ("ObjectRangeFilter", "ObjectRangeFilter3D"):
             rng = _numbers(chk, chk.required(step, "point_cloud_range", step_path),
                            join(step_path, "point_cloud_range"), 6)
             if rng != pcr:
@@ -1122,7 +1126,7 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         raise chk.error(join(head_path, "type"), f"{head['type']!r} is not supported (supported: "
                                                  f"{', '.join(SUPPORTED_HEADS)}); its train_cfg assigner is "
                                                  f"{_assigner_desc(train_cfg)}")
-    kind = "anchor" if head_type in ANCHOR_HEADS else "center" if head_type == CENTER_HEAD else "query"
+    kind = "anchor" if head_type in ANCHOR_HEADS else "center" if head_type in CENTER_HEADS else "query"
 
     ds, ds_path = _unwrap_dataset(chk, cfg)
     class_names, classes_path = _class_names(chk, cfg, ds, ds_path)
@@ -1137,6 +1141,9 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
                                                        class_names, pcr, voxel, grid)  # type: ignore[arg-type]
         post = _rcnn_post(chk, test_cfg, test_path) if head_key == "rpn_head" else \
             _anchor_post(chk, test_cfg, test_path)
+    elif head_type in PROJECT_CENTER_HEADS:
+        heatmap, post = project_center_head(chk, model, head, head_path, head_type, train_cfg, train_path, test_cfg,
+                                            test_path, class_names, pcr, pcr_path, voxel)
     elif kind == "center":
         heatmap = _center_head(chk, head, head_path, train_cfg, train_path, class_names, pcr, pcr_path, voxel)
         post = _center_post(chk, test_cfg, test_path)
@@ -1164,7 +1171,7 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         anchors=anchors,
         assigner=assigner,
         augmentations=augmentations,
-        gt_filters=GTFilters(min_lidar_points=min_points, class_mapping=(), range_filter="mmdet3d",
+        gt_filters=GTFilters(min_lidar_points=min_points, class_mapping=(), range_filter=_range_mode(ds),
                              use_valid_flag=use_valid_flag,
                              # kitti_dataset.py / waymo_dataset.py parse_ann_info -> _remove_dontcare
                              drop_other_classes=ds_type in ("KittiDataset", "WaymoDataset")),
@@ -1174,7 +1181,10 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         heatmap=heatmap,
         query=query,
         framework="mmdet3d",
-        dataset=_dataset_spec(ds, skipped),
+        dataset=_dataset_spec(ds, skipped, options=(
+            # WaymoDataset.load_data_list keeps data_list[::load_interval] (the "waymoD5" configs: 5)
+            ("load_interval", str(chk.integer(ds["load_interval"], join(ds_path, "load_interval"), minimum=1))),
+        ) if ds_type == "WaymoDataset" and "load_interval" in ds else ()),
     )
     check_consistency(result, chk, ConfigPaths(class_names=classes_path, anchors=anchor_paths,
                                                augmentations=aug_paths, class_mapping=classes_path,
@@ -1182,7 +1192,15 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     return result
 
 
-def _dataset_spec(ds: Mapping, skipped: tuple[str, ...] = ()) -> DatasetSpec:
+def _range_mode(ds: Mapping) -> str:
+    """``mmdet3d_3d`` when the pipeline filters with projects/DSVT's ``ObjectRangeFilter3D`` (``in_range_3d``: the
+    bottom centre strictly inside on all three axes), else ``mmdet3d`` (``ObjectRangeFilter``, BEV)."""
+    kinds = {str(s.get("type", "")).rsplit(".", 1)[-1] for s in ds.get("pipeline") or () if isinstance(s, Mapping)}
+    return "mmdet3d_3d" if "ObjectRangeFilter3D" in kinds else "mmdet3d"
+
+
+def _dataset_spec(ds: Mapping, skipped: tuple[str, ...] = (),
+                  options: tuple[tuple[str, str], ...] = ()) -> DatasetSpec:
     """The train dataset's type, ``data_root``, ``ann_file`` and the ObjectSample ``db_sampler.info_path``."""
 
     def text(value: Any) -> str | None:
@@ -1197,7 +1215,7 @@ def _dataset_spec(ds: Mapping, skipped: tuple[str, ...] = ()) -> DatasetSpec:
     ann = text(ds.get("ann_file"))
     return DatasetSpec(framework="mmdet3d", dataset_type=text(str(ds.get("type", "")).rsplit(".", 1)[-1]),
                        data_path=text(ds.get("data_root")), train_infos=(ann,) if ann else (),
-                       db_infos=tuple(db_infos), skipped_transforms=skipped)
+                       db_infos=tuple(db_infos), skipped_transforms=skipped, options=options)
 
 
 def load_mmdet3d_config(path: Path, cfg_options: Sequence[str] | Mapping[str, Any] = ()) -> DetectorConfig:

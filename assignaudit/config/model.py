@@ -49,6 +49,9 @@ class PostProcessing:
     nms_thresh_per_class: tuple[float, ...] = ()
     """OpenPCDet ``class_specific_nms`` (DSVT CenterHead): ``NMS_THRESH[k]`` for the class of label k, NMS per
     class; empty otherwise. `yaw` asks for ``--nms-thresh`` when the values differ."""
+    nms_not_reproduced: str = ""
+    """Why `yaw` cannot replay the config's own NMS (mmdet3d DSVT / CenterFormer heads); empty when it can. When
+    set, `yaw` asks for ``--nms-thresh``, ``--nms-pre-max`` and ``--nms-post-max`` instead of guessing."""
 
 
 @dataclass(frozen=True)

@@ -75,11 +75,13 @@ _AUG_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 # Heads whose targets need more than the GT boxes: the one-line reason of the refusal.
 _POINTS_HEADS = {
-    "VoxelNeXtHead": "'VoxelNeXtHead' is not supported: its positive for a GT is the active voxel of the sparse "
-                     "backbone's stride-8 output nearest the GT centre (voxelnext_head.py "
-                     "assign_target_of_single_head), which depends on the augmented point cloud (all sweeps, "
-                     "gt_sampling's pasted and removed points, every world op) and on the backbone's sparse-conv "
-                     "dilation; assignaudit replays boxes, not points",
+    "VoxelNeXtHead": "'VoxelNeXtHead' is not supported: its positive for a GT is the output site nearest the GT "
+                     "centre among the sparse backbone's active stride-8 sites (voxelnext_head.py "
+                     "assign_target_of_single_head); those come from voxelising the augmented point cloud (every "
+                     "sweep, gt_sampling's pasted database points and removed points, shuffle_points then the "
+                     "MAX_NUMBER_OF_VOXELS cut) dilated by each strided SparseConv3d and conv_out's SparseConv2d, "
+                     "and assignaudit replays boxes, not the database points or that voxel set, so a count could "
+                     "not be exact",
 }
 # Augmentations that move or remove boxes by what only the points or images say: the reason of the refusal.
 _POINTS_AUGS = {
@@ -759,7 +761,8 @@ def _dataset_spec(data: Mapping) -> DatasetSpec:
             sampling_options = tuple((f"gt_sampling.{k}", json.dumps(entry[k], sort_keys=True, default=str))
                                      for k in _GT_SAMPLING_RECORDED if k in entry)
     option_keys = ("FILTER_EMPTY_BOXES_FOR_TRAIN", "FILTER_MIN_POINTS_IN_GT", "MAX_SWEEPS", "SAMPLED_INTERVAL",
-                   "SEQUENCE_CONFIG", "PRED_VELOCITY", "PROCESSED_DATA_TAG", "DATA_SPLIT", "TRAIN_WITH_SPEED")
+                   "SEQUENCE_CONFIG", "PRED_VELOCITY", "PROCESSED_DATA_TAG", "DATA_SPLIT", "TRAIN_WITH_SPEED",
+                   "INFO_WITH_FAKELIDAR", "SET_NAN_VELOCITY_TO_ZEROS")  # read by sources/infos_pcdet.py
     options = tuple((k, json.dumps(data[k], sort_keys=True, default=str)) for k in option_keys if k in data)
     options += sampling_options
     disabled = aug.get("DISABLE_AUG_LIST", []) if isinstance(aug, Mapping) else []

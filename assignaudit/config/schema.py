@@ -69,12 +69,12 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
 GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes",
                   "drop_other_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
-             "circle_min_radius_sq", "nms_thresh_per_class")
+             "circle_min_radius_sq", "nms_thresh_per_class", "nms_not_reproduced")
 
 FRAMEWORKS = ("pcdet", "mmdet3d")
 GENERATORS = ("pcdet", "mmdet3d", "mmdet3d_aligned", "mmdet3d_aligned_per_class")
 NEAREST_CONVENTIONS = ("pcdet", "mmdet3d")
-RANGE_FILTERS = ("pcdet", "mmdet3d", "none")
+RANGE_FILTERS = ("pcdet", "mmdet3d", "mmdet3d_3d", "none")  # augment.filters.RANGE_FILTERS
 NMS_TYPES = ("nms_gpu", "nms_normal_gpu", "circle")
 FLIP_AXES = ("x", "y")
 HEATMAP_VARIANTS = ("pcdet", "mmdet3d")
@@ -640,6 +640,8 @@ def _post_processing(chk: Checker, raw: Any, path: str) -> PostProcessing:
         circle_min_radius_sq=radii,
         nms_thresh_per_class=tuple(chk.fraction(v, join(join(path, "nms_thresh_per_class"), i)) for i, v in enumerate(
             chk.sequence(sec.get("nms_thresh_per_class", []), join(path, "nms_thresh_per_class")))),
+        nms_not_reproduced=chk.string(sec["nms_not_reproduced"], join(path, "nms_not_reproduced"))
+        if "nms_not_reproduced" in sec else "",
     )
 
 
@@ -764,6 +766,7 @@ def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:
             "nms_thresh": pp.nms_thresh, "nms_pre_maxsize": pp.nms_pre_maxsize,
             "nms_post_maxsize": pp.nms_post_maxsize, "circle_min_radius_sq": list(pp.circle_min_radius_sq),
             **({"nms_thresh_per_class": list(pp.nms_thresh_per_class)} if pp.nms_thresh_per_class else {}),
+            **({"nms_not_reproduced": pp.nms_not_reproduced} if pp.nms_not_reproduced else {}),
         },
     })
     return out

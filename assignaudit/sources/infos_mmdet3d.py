@@ -23,7 +23,9 @@ tools/dataset_converters/update_infos_to_v2.py; reproduced with our own code):
   and ``num_lidar_pts`` per instance. Frame id: ``sample_idx`` as KITTI's 6 digits (``'000123'``);
   ``Frame.extra['kitti_calib']`` from ``images.R0_rect`` and ``lidar_points.Tr_velo_to_cam``.
 * ``mmdet3d-waymo``: ``bbox_3d`` is a LiDAR box with the BOTTOM centre (``LiDARInstance3DBoxes`` default origin,
-  ``load_type='frame_based'``): `assignaudit.conventions.mmdet3d_to_canonical`. Frame id: ``sample_idx``.
+  ``load_type='frame_based'``): `assignaudit.conventions.mmdet3d_to_canonical`. Frame id: ``sample_idx``. The
+  config's ``load_interval`` (the ``waymoD5`` configs: 5) keeps ``data_list[::load_interval]``, as
+  ``WaymoDataset.load_data_list``.
 
 The pre-1.1 format (a dict with ``infos``, or a KITTI list with ``image.image_idx``) is refused with the name of
 mmdetection3d's update script (`assignaudit.sources.infos`).
@@ -211,7 +213,13 @@ def read_kitti(obj: Any, where: str, *, config: "DetectorConfig | None" = None, 
 
 
 def read_waymo(obj: Any, where: str, *, config: "DetectorConfig | None" = None, data_path: Path) -> list[Frame]:
+    from assignaudit.sources.infos import dataset_option
+
     data, label_names = _data_list(obj, where)
+    step = dataset_option(config, "load_interval", 1)  # WaymoDataset.load_data_list: data_list[::load_interval]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 1:
+        raise DataError(f"train dataset load_interval must be a positive integer, got {step!r}")
+    data = data[::step]
     frames = []
     for i, rec in enumerate(data):
         sid = str(get(rec, "sample_idx", where, f"data_list[{i}]"))

@@ -14,12 +14,19 @@ our own code from pcdet/datasets/<name>/<name>_dataset.py and the converters tha
   frame; the converter dropped boxes with no LiDAR and no radar point), ``gt_names`` (detection names, ``ignore``
   for the rest), ``num_lidar_pts``, ``num_radar_pts``, ``gt_boxes_token``, ``ref_from_car`` and ``car_from_global``
   (the pose). ``FILTER_MIN_POINTS_IN_GT`` is the config's ``gt_filters.min_lidar_points``, applied by the replay as
-  for every source.
+  for every source. ``SET_NAN_VELOCITY_TO_ZEROS`` (nuScenes and Lyft dataset configs): ``__getitem__`` sets every
+  NaN of ``gt_boxes`` to 0 after ``prepare_data``; the NaN velocities (the converter writes both components NaN
+  when ``box_velocity`` has no neighbour) are zeroed here instead, which is the same after every world op (each
+  maps a (0, 0) velocity to (0, 0) and a (NaN, NaN) one to (NaN, NaN)). ``INFO_WITH_FAKELIDAR`` is read by these
+  two dataset classes only in evaluation, so it changes no training GT.
 ``pcdet-waymo`` (waymo_utils.py ``generate_labels``, waymo_dataset.py): ``frame_id`` (``<sequence>_<idx>``),
   ``annos.{name, gt_boxes_lidar [N, 9], num_points_in_gt, difficulty}``. ``unknown`` is dropped by name; with the
   config's ``FILTER_EMPTY_BOXES_FOR_TRAIN`` boxes with ``num_points_in_gt <= 0`` are dropped (training mode, which is
   what ``count`` audits); ``SAMPLED_INTERVAL['train']`` keeps every k-th frame, as ``include_waymo_data``. Without
-  ``TRAIN_WITH_SPEED`` the dataset keeps 7 columns: the velocity is then NaN.
+  ``TRAIN_WITH_SPEED`` the dataset keeps 7 columns: the velocity is then NaN. With ``INFO_WITH_FAKELIDAR`` the
+  boxes are in OpenPCDet's old fake-LiDAR convention and converted as ``boxes3d_kitti_fakelidar_to_lidar``
+  (`assignaudit.conventions.pcdet_fakelidar_to_canonical`, 7 columns); upstream then fails its 9-column assertion
+  under ``TRAIN_WITH_SPEED``, so that pair is refused.
 ``pcdet-once`` (once_dataset.py): ``frame_id``, ``annos.{name, boxes_3d [N, 7], num_points_in_gt}``; frames without
   ``annos`` are left out (the training split keeps only annotated frames).
 ``pcdet-argo2`` (argo2_dataset.py): frame id from ``point_cloud.velodyne_path`` (as ``__getitem__``),
@@ -40,8 +47,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from assignaudit.conventions import BOX_DIM, YAW, kitti_camera_to_lidar_raw, pcdet_to_canonical, wrap_yaw
-from assignaudit.errors import DataError
+from assignaudit.conventions import (
+    BOX_DIM, YAW, kitti_camera_to_lidar_raw, pcdet_fakelidar_to_canonical, pcdet_to_canonical, wrap_yaw,
+)
+from assignaudit.errors import ConfigError, DataError
 from assignaudit.sources.base import Frame
 from assignaudit.sources.infos import dataset_option
 from assignaudit.sources.validate import check_boxes, check_num_points
@@ -168,6 +177,7 @@ def read_kitti(obj: Any, where: str, *, config: "DetectorConfig | None" = None, 
 
 def read_nuscenes(obj: Any, where: str, *, config: "DetectorConfig | None" = None, data_path: Path,
                   lyft: bool = False) -> list[Frame]:
+    nan_velocity_to_zeros = bool(dataset_option(config, "SET_NAN_VELOCITY_TO_ZEROS", False))
     frames = []
     for i, rec in enumerate(_records(obj, where)):
         token = str(get(rec, "token", where, f"record {i}"))
@@ -179,6 +189,9 @@ def read_nuscenes(obj: Any, where: str, *, config: "DetectorConfig | None" = Non
         if width not in (7, 9):
             raise DataError(f"{w}: gt_boxes has shape {raw_boxes.shape}, expected [N, 7] or [N, 9]")
         boxes = pcdet_to_canonical(array(raw_boxes, w, "gt_boxes", shape_tail=(width,), n=n))
+        if nan_velocity_to_zeros and width == 9:
+            vel = boxes[:, 7:9]
+            vel[np.isnan(vel)] = 0.0
         pts = radar = None
         if not lyft:
             pts = array(get(rec, "num_lidar_pts", where, f"record {i}"), w, "num_lidar_pts", n=n)
@@ -215,6 +228,10 @@ def read_waymo(obj: Any, where: str, *, config: "DetectorConfig | None" = None, 
         raise DataError(f"DATA_CONFIG.SAMPLED_INTERVAL.train must be a positive integer, got {step!r}")
     filter_empty = bool(dataset_option(config, "FILTER_EMPTY_BOXES_FOR_TRAIN", False))
     with_speed = bool(dataset_option(config, "TRAIN_WITH_SPEED", False))
+    fakelidar = bool(dataset_option(config, "INFO_WITH_FAKELIDAR", False))
+    if fakelidar and with_speed:
+        raise ConfigError("DATA_CONFIG.INFO_WITH_FAKELIDAR with TRAIN_WITH_SPEED: OpenPCDet's waymo_dataset.py "
+                          "converts the fake-LiDAR boxes to 7 columns, then asserts 9 (the config cannot train)")
     frames = []
     for i in range(0, len(records), step):
         rec = records[i]
@@ -233,8 +250,11 @@ def read_waymo(obj: Any, where: str, *, config: "DetectorConfig | None" = None, 
         keep = names != "unknown"
         if filter_empty:
             keep &= pts > 0
-        boxes = boxes[keep] if with_speed else boxes[keep, :7]
-        frames.append(make_frame(fid, pcdet_to_canonical(boxes), names[keep], w, pts=pts[keep],
+        if fakelidar:  # waymo_dataset.py __getitem__: after drop_info_with_name('unknown'), before the speed cut
+            boxes = pcdet_fakelidar_to_canonical(boxes[keep])
+        else:
+            boxes = pcdet_to_canonical(boxes[keep] if with_speed else boxes[keep, :7])
+        frames.append(make_frame(fid, boxes, names[keep], w, pts=pts[keep],
                                  difficulty=check_num_points(diff[keep], w, "annos.difficulty")))
     return frames
 

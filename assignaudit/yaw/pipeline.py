@@ -53,11 +53,16 @@ def resolve_nms(overrides: NmsOverrides, config=None) -> NmsSettings:
         base["pre_max"] = pp.nms_pre_maxsize
         base["post_max"] = pp.nms_post_maxsize
         base["score_thresh"] = float(pp.score_thresh)
+        if pp.nms_not_reproduced and None in (overrides.thresh, overrides.pre_max, overrides.post_max):
+            raise ConfigError(f"config {config.source}: {pp.nms_not_reproduced}; give --nms-thresh, --nms-pre-max "
+                              "and --nms-post-max")
         if len(set(pp.nms_thresh_per_class)) > 1 and overrides.thresh is None:
             raise ConfigError(f"config {config.source} has per-class NMS thresholds {list(pp.nms_thresh_per_class)} "
                               "(class_specific_nms); give one with --nms-thresh")
         # mmdet3d's per-class NMS (box3d_multiclass_nms) caps max_num over all classes together
-        base["post_max_per_class"] = not (pp.multi_classes_nms and getattr(config, "framework", "pcdet") == "mmdet3d")
+        # (class_specific_nms-style heads cap each class)
+        base["post_max_per_class"] = bool(pp.nms_thresh_per_class) or \
+            not (pp.multi_classes_nms and getattr(config, "framework", "pcdet") == "mmdet3d")
         radii = set(pp.circle_min_radius_sq)
         if len(radii) == 1:
             base["circle_radius_sq"] = float(next(iter(radii)))
