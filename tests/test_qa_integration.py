@@ -1,0 +1,89 @@
+"""Cross-feature checks from the post-merge QA pass: features made in parallel (info / raw sources, --db-infos,
+--workers, show, report) used together, as a user runs them from the CLI."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from _report_bytes import report_bytes
+from assignaudit.cli import app
+
+runner = CliRunner()
+DATA = Path(__file__).parent / "data"
+INFOS = DATA / "infos"
+PCDET_NUSC = DATA / "pcdet/tools/cfgs/nuscenes_models/cbgs_pp_multihead.yaml"
+PCDET_KITTI = DATA / "pcdet/tools/cfgs/kitti_models/pointpillar.yaml"
+NUSC_DB = INFOS / "pcdet_nuscenes_dbinfos_train.pkl"
+
+
+def test_show_draws_from_the_db_infos_count_uses(tmp_path):
+    # count --db-infos pastes objects from the user's file; show had no --db-infos, so it could not replay that frame
+    from assignaudit.cli.app import SourceArgs
+    from assignaudit.config import load_config
+    from assignaudit.frame_detail import FrameQuery, find_frame_detail
+
+    png = tmp_path / "s.png"
+    src = ["--config", str(PCDET_NUSC), "--infos", str(INFOS / "pcdet_nuscenes_infos_train.pkl")]
+    res = runner.invoke(app, ["show", *src, "--db-infos", str(NUSC_DB), "--sample", "0", "--out", str(png)])
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+    res = runner.invoke(app, ["count", "--quiet", *src, "--db-infos", str(NUSC_DB), "--max-frames", "3",
+                              "--out", str(tmp_path / "count")])
+    assert res.exit_code == 0, res.output
+    cfg = load_config(str(PCDET_NUSC))
+    source = SourceArgs(infos=(INFOS / "pcdet_nuscenes_infos_train.pkl",)).open(cfg)
+    detail = find_frame_detail(cfg, source, FrameQuery(sample="1"), max_frames=3, db_infos=(NUSC_DB,))
+    pasted = detail.aug.source != "dataset"
+    # the fixture's dbinfos count 3 * num_lidar_pts + 1 points per object: pasted rows come from the file
+    assert pasted.any() and (detail.aug.num_lidar_pts[pasted] % 3 == 1).all()
+    objects = pd.read_parquet(tmp_path / "count/objects.parquet")
+    mine = objects[(objects.sample_token == detail.aug.sample_token) & (objects.replay == 0)].dropna(subset=["band"])
+    assert sorted(mine.num_lidar_pts[mine.source != "dataset"]) == sorted(detail.aug.num_lidar_pts[pasted])
+    assert int(mine.num_pos.sum()) == int(detail.tally.gt_num_pos.sum())
+
+
+@pytest.fixture(scope="module")
+def raw_roots(tmp_path_factory):
+    import importlib.util
+
+    roots = {}
+    for name in ("make_kitti_fixture", "make_av2_fixture"):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "fixtures" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        root = tmp_path_factory.mktemp(name)
+        getattr(mod, name)(root)
+        roots[name] = root
+    return roots
+
+
+@pytest.mark.parametrize("kind", ["infos+db", "kitti-root", "av2-root"])
+def test_workers_2_equals_workers_1_on_every_source_kind(tmp_path, monkeypatch, raw_roots, kind):
+    import assignaudit.count as count_mod
+    import assignaudit.parallel as parallel
+
+    # two-frame shards so that these small datasets really are split over the two workers
+    monkeypatch.setattr(count_mod, "CountOptions", functools.partial(count_mod.CountOptions, shard_frames=2))
+    calls = []
+    real = parallel.count_sharded
+    monkeypatch.setattr(parallel, "count_sharded", lambda *a, **k: calls.append(k["workers"]) or real(*a, **k))
+    args = {"infos+db": ["--config", str(PCDET_NUSC), "--infos", str(INFOS / "pcdet_nuscenes_infos_train.pkl"),
+                         "--db-infos", str(NUSC_DB), "--max-frames", "6"],
+            "kitti-root": ["--config", str(PCDET_KITTI), "--kitti-root", str(raw_roots["make_kitti_fixture"]),
+                           "--split", "train", "--replays", "2"],
+            "av2-root": ["--config", "pcdet-kitti-pointpillars", "--av2-root", str(raw_roots["make_av2_fixture"]),
+                         "--split", "train", "--class-map", "REGULAR_VEHICLE=Car,PEDESTRIAN=Pedestrian,BICYCLIST=Cyclist"]}
+    outs = {}
+    for w in ("1", "2"):
+        res = runner.invoke(app, ["count", "--quiet", "--workers", w, "--out", str(tmp_path / w), *args[kind]])
+        assert res.exit_code == 0, res.output
+        outs[w] = report_bytes(tmp_path / w)
+    assert calls == [2]
+    assert outs["1"] == outs["2"]
