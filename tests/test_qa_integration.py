@@ -87,3 +87,29 @@ def test_workers_2_equals_workers_1_on_every_source_kind(tmp_path, monkeypatch, 
         outs[w] = report_bytes(tmp_path / w)
     assert calls == [2]
     assert outs["1"] == outs["2"]
+
+
+def test_report_shows_the_positive_iou_distribution_of_a_quality_run(tmp_path):
+    import re
+
+    res = runner.invoke(app, ["count", "--quiet", "--quality", "--max-frames", "4", "--out", str(tmp_path / "q")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", str(tmp_path / "q"), "--out", str(tmp_path / "q.html")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "q.html").read_text()
+    iou = page[page.index('<section id="iou">'):page.index('<section id="zero-pos">')]
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", iou)]
+    table = {c[0]: c for c in cells if c}
+    summary = pd.read_parquet(tmp_path / "q/summary.parquet")
+    every = summary[(summary.band == "all") & (summary.num_pos_quality > 0)]
+    assert len(every) >= 5 and set(every["class"]) == set(table)
+    for _, row in every.iterrows():
+        mine = table[row["class"]]
+        assert int(mine[1]) == row.num_pos_quality
+        # p50 from the 0.001-wide histogram bins vs the exact median of the summary
+        assert abs(float(mine[3]) - row.iou_bev_p50) <= 0.0011, row["class"]
+        assert float(mine[2]) <= float(mine[3]) <= float(mine[4])
+    res = runner.invoke(app, ["count", "--quiet", "--only-summary", "--max-frames", "2", "--out", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", str(tmp_path / "p"), "--out", str(tmp_path / "p.html")])
+    assert res.exit_code == 0 and "run count --quality" in (tmp_path / "p.html").read_text()
