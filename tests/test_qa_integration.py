@@ -113,3 +113,21 @@ def test_report_shows_the_positive_iou_distribution_of_a_quality_run(tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["report", str(tmp_path / "p"), "--out", str(tmp_path / "p.html")])
     assert res.exit_code == 0 and "run count --quality" in (tmp_path / "p.html").read_text()
+
+
+@pytest.mark.parametrize("cmd", [["count", "--only-summary"], ["info"]])
+def test_cache_dir_that_is_a_file_is_a_usage_error(tmp_path, cmd):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad, needle in ((afile, "is not a directory"), (afile / "sub", f"lies under {afile}")):
+        extra = ["--out", str(tmp_path / "out")] if cmd[0] == "count" else []
+        res = runner.invoke(app, [*cmd, "--cache-dir", str(bad), *extra])
+        assert res.exit_code == 2, res.output
+        errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and needle in errors[0] and "Traceback" not in res.output
+    assert not (tmp_path / "out").exists()
+    nested = tmp_path / "new" / "cache"  # a directory that does not exist yet is created
+    res = runner.invoke(app, [*cmd, "--cache-dir", str(nested), *(["--out", str(tmp_path / "o2")] if cmd[0] == "count"
+                                                                  else [])])
+    assert res.exit_code == 0, res.output
+    assert [p.name.split("-")[0] for p in nested.iterdir()] == ["nuscenes"]
