@@ -131,3 +131,12 @@ def test_cache_dir_that_is_a_file_is_a_usage_error(tmp_path, cmd):
                                                                   else [])])
     assert res.exit_code == 0, res.output
     assert [p.name.split("-")[0] for p in nested.iterdir()] == ["nuscenes"]
+
+
+@pytest.mark.parametrize("source", [["--infos", str(INFOS / "pcdet_kitti_infos_train.pkl")],
+                                    ["--kitti-root", "/nonexistent", "--split", "val"]])
+def test_yaw_without_predictions_names_the_source_flags(tmp_path, source):
+    res = runner.invoke(app, ["yaw", *source, "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--predictions is required" in errors[0] and source[0] in errors[0]
