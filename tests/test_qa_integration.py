@@ -140,3 +140,14 @@ def test_yaw_without_predictions_names_the_source_flags(tmp_path, source):
     assert res.exit_code == 2
     errors = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "--predictions is required" in errors[0] and source[0] in errors[0]
+
+
+def test_info_names_boxes_without_a_category(tmp_path):
+    import json
+
+    res = runner.invoke(app, ["info", "--json", "--infos", str(INFOS / "mmdet3d_nuscenes_infos_train.pkl")])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    # mmdet3d v2 instances with bbox_label_3d -1 have no category: listed as "(unnamed)", not "None"
+    assert "None" not in info["none_categories"] and info["none_categories"]["(unnamed)"] == \
+        info["classes"]["(none)"]["num_annotations"] > 0
