@@ -57,6 +57,9 @@ KIND_FILES: dict[str, tuple[str, ...]] = {
     "yaw": (schema.YAW_SUMMARY_FILE, schema.YAW_HIST_FILE, schema.PREDICTIONS_FILE, schema.NMS_SWEEP_FILE),
 }
 _KIND_OF_NAME = {name: kind for kind, names in KIND_FILES.items() for name in names}
+DERIVED_FILES: tuple[str, ...] = ("report.html", "gate.json")
+"""Files made from a report set inside its folder (`report DIR` writes DIR/report.html; docs/pictures.md puts
+``gate --json`` in DIR/gate.json): not listed in the manifest, and dropped (stale) by the next run into the folder."""
 
 committed: list[Path] = []
 """Report folders this process has put in place (the CLI's interrupt message says whether one was)."""
@@ -143,7 +146,7 @@ def _foreign_entries(folder: Path) -> list[str]:
     foreign = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         name = entry.name
-        ours = name == MANIFEST or name in _KIND_OF_NAME or name in listed or \
+        ours = name == MANIFEST or name in _KIND_OF_NAME or name in listed or name in DERIVED_FILES or \
             (name.startswith(".") and name.endswith(".tmp"))
         if not ours or entry.is_symlink() or not entry.is_file():
             foreign.append(name)

@@ -151,3 +151,21 @@ def test_info_names_boxes_without_a_category(tmp_path):
     # mmdet3d v2 instances with bbox_label_3d -1 have no category: listed as "(unnamed)", not "None"
     assert "None" not in info["none_categories"] and info["none_categories"]["(unnamed)"] == \
         info["classes"]["(none)"]["num_annotations"] > 0
+
+
+def test_count_reruns_into_a_folder_that_report_and_gate_wrote_into(tmp_path):
+    # README flow: count -> report assignaudit-out/ (writes report.html there) -> count again was refused
+    out = tmp_path / "assignaudit-out"
+    base = ["count", "--quiet", "--only-summary", "--max-frames", "2", "--out", str(out)]
+    assert runner.invoke(app, base).exit_code == 0
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0 and (out / "report.html").is_file()
+    res = runner.invoke(app, ["gate", str(out), str(out), "--json"])
+    assert res.exit_code == 0
+    (out / "gate.json").write_text(res.stdout)
+    res = runner.invoke(app, [*base, "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "summary.parquet"]  # stale pages dropped
+    (out / "notes.txt").write_text("mine")  # a file no command makes is still refused, never replaced
+    res = runner.invoke(app, base)
+    assert res.exit_code == 2 and "notes.txt" in res.output and (out / "notes.txt").read_text() == "mine"
