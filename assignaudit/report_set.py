@@ -57,9 +57,10 @@ KIND_FILES: dict[str, tuple[str, ...]] = {
     "yaw": (schema.YAW_SUMMARY_FILE, schema.YAW_HIST_FILE, schema.PREDICTIONS_FILE, schema.NMS_SWEEP_FILE),
 }
 _KIND_OF_NAME = {name: kind for kind, names in KIND_FILES.items() for name in names}
-DERIVED_FILES: tuple[str, ...] = ("report.html", "gate.json")
-"""Files made from a report set inside its folder (`report DIR` writes DIR/report.html; docs/pictures.md puts
-``gate --json`` in DIR/gate.json): not listed in the manifest, and dropped (stale) by the next run into the folder."""
+DERIVED_FILES: tuple[str, ...] = ("report.html", "gate.json", "show.png", "show.svg")
+"""Files other commands make inside a report folder (`report DIR` writes DIR/report.html, `show` defaults to
+assignaudit-out/show.png, docs/pictures.md puts ``gate --json`` in DIR/gate.json): not listed in the manifest, they
+do not block the next run into the folder, which drops them (stale)."""
 
 committed: list[Path] = []
 """Report folders this process has put in place (the CLI's interrupt message says whether one was)."""

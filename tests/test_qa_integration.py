@@ -163,6 +163,8 @@ def test_count_reruns_into_a_folder_that_report_and_gate_wrote_into(tmp_path):
     res = runner.invoke(app, ["gate", str(out), str(out), "--json"])
     assert res.exit_code == 0
     (out / "gate.json").write_text(res.stdout)
+    res = runner.invoke(app, ["show", "--sample", "0", "--max-frames", "2", "--out", str(out / "show.png")])
+    assert res.exit_code == 0, res.output  # show's default output is assignaudit-out/show.png
     res = runner.invoke(app, [*base, "--seed", "1"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "summary.parquet"]  # stale pages dropped
