@@ -114,6 +114,10 @@ def collect_reports(paths: list[Path]) -> Reports:
                 if isinstance(data, dict) and "verdicts" in data and "passed" in data:
                     found.gate, found.gate_path = data, f
     if not (found.counts or found.yaw_summary is not None or found.gate is not None):
+        compare_only = [str(p) for p in paths if Path(p).is_dir() and (Path(p) / schema.COMPARE_FILE).is_file()]
+        if compare_only:
+            raise ReportError(f"{compare_only[0]} holds only {schema.COMPARE_FILE} (count --compare-config), which "
+                              "report does not draw; count each config into its own --out and run report --compare A B")
         raise ReportError(f"no assignaudit report (summary.parquet, yaw_summary.parquet or {GATE_FILE}) in "
                           + ", ".join(str(p) for p in paths))
     return found

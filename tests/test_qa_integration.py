@@ -171,3 +171,13 @@ def test_count_reruns_into_a_folder_that_report_and_gate_wrote_into(tmp_path):
     (out / "notes.txt").write_text("mine")  # a file no command makes is still refused, never replaced
     res = runner.invoke(app, base)
     assert res.exit_code == 2 and "notes.txt" in res.output and (out / "notes.txt").read_text() == "mine"
+
+
+def test_report_on_a_compare_config_folder_says_what_to_run(tmp_path):
+    res = runner.invoke(app, ["count", "--quiet", "--max-frames", "2", "--compare-config",
+                              "mmdet3d-nuscenes-pointpillars-secfpn", "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", str(tmp_path / "cmp")])
+    assert res.exit_code == 2
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "compare.parquet" in errors[0] and "report --compare A B" in errors[0]
