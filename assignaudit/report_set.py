@@ -58,9 +58,8 @@ KIND_FILES: dict[str, tuple[str, ...]] = {
 }
 _KIND_OF_NAME = {name: kind for kind, names in KIND_FILES.items() for name in names}
 DERIVED_FILES: tuple[str, ...] = ("report.html", "gate.json", "show.png", "show.svg")
-"""Files other commands make inside a report folder (`report DIR` writes DIR/report.html, `show` defaults to
-assignaudit-out/show.png, docs/pictures.md puts ``gate --json`` in DIR/gate.json): not listed in the manifest, they
-do not block the next run into the folder, which drops them (stale)."""
+"""Files other commands write into a report folder by default (`report`, `show`, ``gate --json > DIR/gate.json``):
+made from the reports, so a new run into the folder drops them with the old set (they would describe another run)."""
 
 committed: list[Path] = []
 """Report folders this process has put in place (the CLI's interrupt message says whether one was)."""
@@ -160,13 +159,18 @@ def check_out_dir(out: Path, option: str = "--out") -> None:
     if os.path.abspath(out) in (os.path.abspath(os.getcwd()), os.path.abspath(os.sep)):
         raise ReportError(f"{option} {out}: a run replaces the whole report folder; give a dedicated directory "
                           "(e.g. --out assignaudit-out), not the current directory")
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
+    if out.is_symlink():
+        raise ReportError(f"{option} {out} is a symbolic link; a run replaces the folder itself, so give the real "
+                          f"directory ({os.path.realpath(out)})")
+    if out.exists() and not out.is_dir():
         raise ReportError(f"{option} {out} exists and is not a directory")
     if out.is_dir():
         foreign = _foreign_entries(out)
         if foreign:
-            raise ReportError(f"{option} {out} holds {foreign[0]!r}, which is not an assignaudit report file; a run "
-                              "replaces the whole folder, so give a new or empty directory")
+            what = "the directory" if (out / foreign[0]).is_dir() and not (out / foreign[0]).is_symlink() else ""
+            raise ReportError(f"{option} {out} holds {what + ' ' if what else ''}{foreign[0]!r}, which is not an "
+                              "assignaudit report file; a run replaces the whole folder, so give a new or empty "
+                              "directory")
     _check_parent_writable(out, option)
 
 
@@ -435,12 +439,15 @@ def verify_member(path: Path) -> None:
                           "wrote it); rerun the report")
 
 
-def verify_folder(folder: Path) -> None:
-    """`ReportError` when a file the manifest of ``folder`` lists is missing (an incomplete or mixed set)."""
+def verify_folder(folder: Path, names: tuple[str, ...] | None = None) -> None:
+    """`ReportError` when a file the manifest of ``folder`` lists is missing (an incomplete or mixed set). ``names``:
+    check only these (the files a reader needs; a baseline may commit only its summaries and the manifest)."""
     manifest = read_manifest(folder)
     if manifest is None:
         return
     for name in manifest["files"]:
+        if names is not None and name not in names:
+            continue
         if not (Path(folder) / name).is_file():
             raise ReportError(f"report set {folder} is incomplete: {name} is listed in {MANIFEST} but missing; rerun "
                               "the report")

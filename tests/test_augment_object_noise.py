@@ -265,3 +265,46 @@ def test_range_filter_before_a_rotation_keeps_boxes_the_rotation_moves_out():
     # --no-augment: no op runs, the final filter does
     no_aug = AugmentationReplay(make_config(ops, range_filter="mmdet3d"), None, 0).apply(frame, augment=False)
     assert no_aug.frame_index.tolist() == [0] and no_aug.boxes[0, 0] == 49.9
+
+
+def test_bevfusion_global_rot_scale_trans_translates_before_scaling():
+    from assignaudit.augment.params import BEVFusionGlobalRotScaleTrans, GlobalRotScaleTrans
+
+    frame = make_frame([[10.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0, 0.0, 0.0]], ["car"])
+    rts = AugmentationReplay(make_config([BEVFusionGlobalRotScaleTrans((0, 0), (2.0, 2.0), (1.0, 0, 0))]), None, 3)
+    rst = AugmentationReplay(make_config([GlobalRotScaleTrans((0, 0), (2.0, 2.0), (1.0, 0, 0))]), None, 3)
+    a, b = rts.apply(frame), rst.apply(frame)
+    t = a.draw("translate_x_m")  # each op kind has its own stream, so the two translations differ
+    assert a.boxes[0, 0] == pytest.approx((10.0 + t) * 2.0)
+    assert b.boxes[0, 0] == pytest.approx(10.0 * 2.0 + b.draw("translate_x_m"))
+
+
+def test_transfusion_mmdet3d_cost_uses_the_true_3d_iou():
+    import torch
+
+    from assignaudit.assign.hungarian import transfusion_cost
+
+    # same BEV footprint (4 x 2) and centre; heights: pred z 0, dz 2 -> [-1, 1]; gt z 1, dz 1 -> [0.5, 1.5].
+    # true IoU: inter 8 * 0.5 = 4, union 16 + 8 - 4 = 20 -> 0.2. OpenPCDet's quirk ([z, z + dz]): [0, 2] vs
+    # [1, 2] -> inter 8, union 16 + 8 - 8 = 16 -> 0.5.
+    pred = torch.tensor([[0.0, 0.0, 0.0, 4.0, 2.0, 2.0, 0.0]])
+    gt = torch.tensor([[0.0, 0.0, 1.0, 4.0, 2.0, 1.0, 0.0]])
+    logits, labels = torch.zeros((1, 1)), torch.zeros(1, dtype=torch.long)
+    pcr = (-50, -50, -5, 50, 50, 3)
+    quirk = transfusion_cost(pred, logits, gt, labels, pcr)
+    true = transfusion_cost(pred, logits, gt, labels, pcr, true_height=True)
+    assert float(true - quirk) == pytest.approx(0.25 * (0.5 - 0.2), abs=1e-6)
+
+
+def test_kitti_label_minus_one_gt_is_gone_before_object_noise():
+    # mmdet3d KittiDataset._remove_dontcare: a 'Van' (not in class_names) is removed before the pipeline, so it
+    # cannot block the car's trials; kept until the name filter (nuScenes style) it does.
+    car, van = box(0, 0), box(0.5, 0.3)  # the van overlaps where every car trial lands (zero noise)
+    frame = make_frame([car, van], ["car", "Van"])
+    op = ObjectNoise((0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 0.0), 3)
+    dropped_first = AugmentationReplay(make_config([op], drop_other_classes=True), None, 0).apply(frame)
+    kept_along = AugmentationReplay(make_config([op]), None, 0).apply(frame)
+    assert dropped_first.draw("object_noise_moved") == 1.0  # trial 0 (no noise) is free
+    assert kept_along.draw("object_noise_moved") == 0.0  # both boxes collide with each other at every trial
+    assert dropped_first.dropped.reason.tolist() == ["class_filter"]
+    assert dropped_first.frame_index.tolist() == kept_along.frame_index.tolist() == [0]

@@ -258,8 +258,8 @@ def test_custom_imports_are_not_imported(tmp_path):
 
 
 @pytest.mark.parametrize("options,message", [
-    (["model.pts_bbox_head.type=FreeAnchor3DHead"],
-     r"model\.pts_bbox_head\.type: 'FreeAnchor3DHead' is not supported .*assigner is 'Max3DIoUAssigner'"),
+    (["model.pts_bbox_head.type=MyCustomHead"],
+     r"model\.pts_bbox_head\.type: 'MyCustomHead' is not supported .*assigner is 'Max3DIoUAssigner'"),
     (["model.train_cfg.pts.assigner.type=ATSS3DAssigner"],
      r"train_cfg\.pts\.assigner\.type: 'ATSS3DAssigner' is not supported for Anchor3DHead"),
     (["model.train_cfg.pts.assigner.neg_iou_thr=0"], r"neg_iou_thr: 0 is an int, .*no negatives at all"),

@@ -35,6 +35,7 @@ ANCHOR_CONFIGS = [
     "regnet/pointpillars_hv_regnet-400mf_secfpn_sbn-all_8xb4-2x_nus-3d.py",
     "regnet/pointpillars_hv_regnet-400mf_fpn_sbn-all_range100_8xb2-2x_lyft-3d.py",
     "sassd/sassd_8xb6-80e_kitti-3d-3class.py",
+    "mvxnet/mvxnet_fpn_dv_second_secfpn_8xb2-80e_kitti-3d-3class.py",
 ]
 
 
@@ -265,3 +266,83 @@ def test_mmdet3d_scope_inside_a_checkout_uses_its_configs_folder(tmp_path, monke
     user.write_text(USER_CFG)
     monkeypatch.delenv("ASSIGNAUDIT_MMDET3D_CONFIGS", raising=False)
     assert load_mmdet3d_config(user).assigner.assign_per_class is True
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# BEVFusion TransFusionHead
+# ---------------------------------------------------------------------------------------------------------------------
+
+BEVF_LIDAR = "../projects/BEVFusion/configs/bevfusion_lidar_voxel0075_second_secfpn_8xb4-cyclic-20e_nus-3d.py"
+BEVF_CAM = "../projects/BEVFusion/configs/bevfusion_lidar-cam_voxel0075_second_secfpn_8xb4-cyclic-20e_nus-3d.py"
+
+
+def test_bevfusion_transfusion_head_is_a_query_head_with_the_file_numbers():
+    from assignaudit.augment.params import BEVFusionGlobalRotScaleTrans
+
+    cfg = raw(BEVF_LIDAR)
+    head = cfg["model"]["bbox_head"]
+    got = load_mmdet3d_config(ROOT / BEVF_LIDAR)
+    assert got.head == "query" and got.query.cost == "transfusion_mmdet3d"
+    assert got.query.num_queries == head["num_proposals"] == 200
+    assert got.query.num_layers == (head["num_decoder_layers"] if head["auxiliary"] else 1)
+    assert got.point_cloud_range == tuple(head["train_cfg"]["point_cloud_range"])
+    grst = [s for s in train_dataset(cfg)["pipeline"] if s["type"] == "GlobalRotScaleTrans"][0]
+    assert got.augmentations[1] == GlobalRotScaleTrans(tuple(grst["rot_range"]), tuple(grst["scale_ratio_range"]),
+                                                       (grst["translation_std"],) * 3)
+    assert got.augmentations[2] == RandomFlip3D(0.5, 0.5)  # BEVFusionRandomFlip3D: choice([0, 1]) each
+    cam = load_mmdet3d_config(ROOT / BEVF_CAM)
+    assert isinstance(cam.augmentations[0], BEVFusionGlobalRotScaleTrans)  # no ObjectSample with cameras
+    assert "ImageAug3D" in cam.dataset.skipped_transforms and "GridMask" in cam.dataset.skipped_transforms
+
+
+def test_bevfusion_other_cost_weights_are_refused():
+    with pytest.raises(ConfigError, match=r"train_cfg\.assigner\.iou_cost\.weight: 0\.5 is not reproduced"):
+        load_mmdet3d_config(ROOT / BEVF_LIDAR, ["model.bbox_head.train_cfg.assigner.iou_cost.weight=0.5"])
+
+
+def test_mvxnet_image_resize_is_skipped_and_the_flip_follows_the_image():
+    rel = "mvxnet/mvxnet_fpn_dv_second_secfpn_8xb2-80e_kitti-3d-3class.py"
+    got = load_mmdet3d_config(ROOT / rel)
+    assert got.dataset.skipped_transforms == ("RandomResize",)
+    assert RandomFlip3D(0.5, 0.0) in got.augmentations
+    # sync_2d with an image: the vertical flip never happens upstream, whatever its ratio
+    forced = load_mmdet3d_config(ROOT / rel, ["train_dataloader.dataset.dataset.pipeline.5.flip_ratio_bev_vertical=0.5"])
+    assert RandomFlip3D(0.5, 0.0) in forced.augmentations
+    off = load_mmdet3d_config(ROOT / rel, ["train_dataloader.dataset.dataset.pipeline.5.flip_ratio_bev_vertical=0.5",
+                                           "train_dataloader.dataset.dataset.pipeline.5.sync_2d=False"])
+    assert RandomFlip3D(0.5, 0.5) in off.augmentations
+
+
+@pytest.mark.parametrize("rel, message", [
+    ("free_anchor/pointpillars_hv_fpn_head-free-anchor_sbn-all_8xb4-2x_nus-3d.py",
+     r"model\.pts_bbox_head\.type: 'FreeAnchor3DHead' is not supported: learned assignment"),
+    ("3dssd/3dssd_4xb4_kitti-3d-car.py", r"'SSD3DHead' is not supported: point-based head"),
+    ("point_rcnn/point-rcnn_8xb2_kitti-3d-3class.py",
+     r"model\.rpn_head\.type: 'PointRPNHead' is not supported: point-based head"),
+    ("votenet/votenet_8xb8_scannet-3d.py", r"'VoteHead' is not supported: point-based head"),
+])
+def test_the_remaining_refusals_give_their_reason(rel, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_mmdet3d_config(ROOT / rel)
+    assert "\n" not in str(err.value)
+
+
+def test_kitti_and_waymo_datasets_drop_other_classes_before_the_pipeline():
+    kitti = load_mmdet3d_config(ROOT / "second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py")
+    nus = load_mmdet3d_config(ROOT / "ssn/ssn_hv_secfpn_sbn-all_16xb2-2x_nus-3d.py")
+    assert kitti.gt_filters.drop_other_classes is True and nus.gt_filters.drop_other_classes is False
+    assert kitti.gt_filters.min_lidar_points == 0
+
+
+@pytest.mark.parametrize("rel", ANCHOR_CONFIGS + [
+    "../projects/PETR/configs/petr_vovnet_gridmask_p4_800x320.py", BEVF_LIDAR, BEVF_CAM,
+    "mvxnet/mvxnet_fpn_dv_second_secfpn_8xb2-80e_kitti-3d-3class.py",
+])
+def test_config_show_yaml_round_trips(rel):
+    import dataclasses
+
+    from assignaudit.config.schema import config_from_dict, config_to_dict
+
+    got = load_mmdet3d_config(ROOT / rel)
+    back = config_from_dict(config_to_dict(got), "x", default_name=got.name, source=got.source)
+    assert dataclasses.replace(back, dataset=got.dataset) == got

@@ -52,3 +52,16 @@ def test_help_at_80_columns_keeps_option_names_and_has_no_bool_metavar(command):
         assert "--predictions, --result-path, --result_path" in res.stdout
         assert "progress bar" not in res.stdout
         assert "Do not list the written report files." in " ".join(res.stdout.split())
+
+
+def test_heartbeat_lines_while_the_dataset_loads(tmp_path, monkeypatch):
+    import assignaudit.cli.count as count_cli
+
+    monkeypatch.setattr(count_cli, "HEARTBEAT_S", 0.001)
+    res = runner.invoke(app, ["count", "--no-augment", "--max-frames", "1", "--only-summary", "--out",
+                              str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    beats = [line for line in res.stderr.splitlines() if line.startswith(("loading the dataset ...", "preparing ..."))
+             and line.endswith(" s)")]
+    assert beats  # the load takes far longer than 1 ms
+    assert res.stderr.splitlines()[-1] == "counting: 1/1 frame replay(s) (100%)"  # stopped at the first frame

@@ -122,8 +122,12 @@ def test_gate_refuses_a_tampered_or_mixed_report_set(previous, tmp_path):
     assert res.exit_code == 2 and "not part of the report set" in _one_error_line(res.stderr)
     # incomplete: a file the manifest lists is missing
     partial = _copy(previous, tmp_path / "partial")
-    (partial / "frames.parquet").unlink()
-    res = runner.invoke(app, ["gate", str(good), str(partial)])
+    (partial / "frames.parquet").unlink()  # a baseline may commit only its summary and the manifest
+    assert runner.invoke(app, ["gate", str(good), str(partial)]).exit_code == 0
+    both = _copy(previous, tmp_path / "both")
+    assert runner.invoke(app, ["yaw", "--quiet", "--out", str(both)]).exit_code == 0
+    (both / "yaw_summary.parquet").unlink()  # the yaw gate would silently vanish
+    res = runner.invoke(app, ["gate", str(good), str(both)])
     assert res.exit_code == 2 and "incomplete" in _one_error_line(res.stderr)
     # read_report refuses too
     from assignaudit.errors import ReportError
@@ -132,30 +136,30 @@ def test_gate_refuses_a_tampered_or_mixed_report_set(previous, tmp_path):
         read_report(mixed / "yaw_summary.parquet")
 
 
-@pytest.mark.parametrize("point", ["staged", "before-swap", "after-rename-1", "after-swap"])
+@pytest.mark.parametrize("point", ["staged", "write", "before-swap", "after-rename-1", "after-swap"])
 def test_kill_9_anywhere_leaves_the_previous_or_the_new_set(previous, tmp_path, point):
     out = _copy(previous, tmp_path / "out")
     before = _snapshot(out)
     res = _cli([*COUNT, "--only-summary", "--out", str(out)], fault=f"{point}:KILL")
     assert res.returncode == -9, res.stderr
-    if point in ("staged", "before-swap"):
+    if point in ("staged", "write", "before-swap"):
         assert _snapshot(out) == before  # untouched
     elif point == "after-swap":
         assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "summary.parquet"]  # the new set, complete
     else:  # killed between the two renames: --out is briefly absent, the previous set parked beside it
         assert not out.exists()
     # the next run restores / cleans whatever the killed run left, then writes its own set
-    res = _cli([*COUNT, "--only-summary", "--out", str(out)])
-    assert res.returncode == 0, res.stderr
+    res = _count(out, "--only-summary")
+    assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "summary.parquet"]
     assert _leftovers(out) == []
 
 
-@pytest.mark.parametrize(("action", "code"), [("TERM", 143), ("INT", 130)])
-def test_signal_ends_the_run_with_one_line_and_removes_staging(previous, tmp_path, action, code):
+@pytest.mark.parametrize(("point", "action", "code"), [("staged", "TERM", 143), ("write", "INT", 130)])
+def test_signal_ends_the_run_with_one_line_and_removes_staging(previous, tmp_path, point, action, code):
     out = _copy(previous, tmp_path / "out")
     before = _snapshot(out)
-    res = _cli([*COUNT, "--out", str(out)], fault=f"staged:{action}")
+    res = _cli([*COUNT, "--out", str(out)], fault=f"{point}:{action}")
     assert res.returncode == code, res.stderr
     assert res.stderr.strip() == "interrupted: no report written"
     assert _snapshot(out) == before and _leftovers(out) == []
@@ -214,7 +218,7 @@ def test_out_that_is_a_file_or_holds_foreign_files_is_refused_before_counting(tm
     sub = tmp_path / "rep"
     (sub / "summary.parquet").mkdir(parents=True)
     res = _count(sub)
-    assert res.exit_code == 2 and "summary.parquet" in _one_error_line(res.stderr)
+    assert res.exit_code == 2 and "the directory 'summary.parquet'" in _one_error_line(res.stderr)
     res = _count(f / "below")
     assert res.exit_code == 2 and "is not a directory" in _one_error_line(res.stderr)
 
@@ -284,3 +288,11 @@ def test_unexpected_error_while_counting_exits_3_and_keeps_the_previous_report(p
     assert res.exit_code == 3
     assert "internal error (ZeroDivisionError: division by zero)" in _one_error_line(res.stderr)
     assert _snapshot(out) == before and _leftovers(out) == []
+
+
+def test_derived_files_of_the_previous_run_go_with_it(previous, tmp_path):
+    out = _copy(previous, tmp_path / "out")
+    (out / "report.html").write_text("<html>previous run</html>")
+    (out / "gate.json").write_text("{}")
+    assert _count(out, "--only-summary").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "summary.parquet"]

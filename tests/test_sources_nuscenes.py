@@ -53,7 +53,9 @@ def test_every_box_equals_devkit_get_sample_data(src, frames):
         got = f.boxes_lidar
         np.testing.assert_allclose(got[:, :6], ref[:, :6], atol=1e-6, rtol=0)
         assert np.abs(_wrap(got[:, 6] - ref[:, 6])).max() < 1e-6
-        assert ((got[:, 6] >= -math.pi) & (got[:, 6] < math.pi)).all()
+        # [-pi, pi) up to float rounding: the frameworks' limit_period maps a yaw one ulp below pi to one ulp below
+        # -pi, and whether the 3x3 matmul lands there depends on the CPU's BLAS kernel (OPENBLAS_CORETYPE=Prescott).
+        assert ((got[:, 6] >= -math.pi - 1e-12) & (got[:, 6] < math.pi)).all()
         np.testing.assert_array_equal(np.isnan(got[:, 7:9]), np.isnan(vel))
         np.testing.assert_allclose(got[:, 7:9], vel, atol=1e-6, rtol=0, equal_nan=True)
         # the other per-box fields, straight from the tables

@@ -560,8 +560,10 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
     pos_idx = torch.nonzero(pos).squeeze(1)
     pos_idx = pos_idx[torch.argsort(set_t[pos_idx], stable=True)]
     pos_gt = assigned_t[pos_idx]
-    neg_key = (set_t * nb + anchors.band_index)[~pos]
-    num_neg = torch.bincount(neg_key, minlength=s_num * nb).view(s_num, nb)
+    # No ignore state: negatives = the static per-set/band anchor totals minus the positives (no pass over A).
+    pos_key = set_t.index_select(0, pos_idx) * nb + anchors.band_index.index_select(0, pos_idx)
+    num_pos_sb = torch.bincount(pos_key, minlength=s_num * nb).view(s_num, nb).cpu().numpy()
+    num_neg = anchors.band_counts - num_pos_sb
     gt_num_pos = torch.bincount(pos_gt, minlength=k).cpu().numpy().astype(np.int64)
     g_max_np = r.gt_max_iou.amax(dim=0).cpu().numpy().astype(np.float32)
     reason = np.full(k, None, dtype=object)
@@ -574,7 +576,7 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
         pos_gt_index=pos_gt.cpu().numpy().astype(np.int64),
         pos_iou=iou_t[pos_idx].cpu().numpy().astype(np.float32),
         num_pos_per_set=torch.bincount(set_t[pos_idx], minlength=s_num).cpu().numpy().astype(np.int64),
-        num_neg_per_set_band=num_neg.cpu().numpy().astype(np.int64),
+        num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=np.zeros((s_num, nb), dtype=np.int64),
         num_candidates=r.num_iou_pairs,
         pos_anchor_index=pos_idx.cpu().numpy().astype(np.int64),

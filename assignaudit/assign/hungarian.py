@@ -49,7 +49,8 @@ from assignaudit.ops import aabb_overlap_pairs, bev_aabb, bev_intersection_align
 from assignaudit.sources.base import Frame
 
 YawEncoding = Literal["detr3d", "canonical"]
-CostName = Literal["detr3d", "transfusion"]
+CostName = Literal["detr3d", "transfusion", "transfusion_mmdet3d"]
+QUERY_COST_NAMES = ("detr3d", "transfusion", "transfusion_mmdet3d")
 
 QUERY_BOX_DIM = 10
 QUERY_BOX_COLUMNS = ("cx", "cy", "log_l", "log_w", "cz", "log_h", "sin_yaw", "cos_yaw", "vx", "vy")
@@ -186,8 +187,12 @@ def transfusion_iou3d(pred_boxes: torch.Tensor, gt_boxes: torch.Tensor, *,
 
 def transfusion_cost(pred_boxes: torch.Tensor, cls_logits: torch.Tensor, gt_boxes: torch.Tensor,
                      gt_labels: torch.Tensor, point_cloud_range: Sequence[float], *, cls_weight: float = 0.15,
-                     reg_weight: float = 0.25, iou_weight: float = 0.25, margin_compat: bool = False) -> torch.Tensor:
+                     reg_weight: float = 0.25, iou_weight: float = 0.25, margin_compat: bool = False,
+                     true_height: bool = False) -> torch.Tensor:
     """OpenPCDet TransFusion matching cost ``Tensor[Q, K]`` (``HungarianAssigner3D.assign``).
+
+    ``true_height``: mmdetection3d's BEVFusion ``HungarianAssigner3D`` instead, whose ``IoU3DCost`` takes
+    ``BboxOverlaps3D(coordinate='lidar')`` of bottom-centred boxes: the true 3D IoU (no height quirk). Same weights.
 
     Args:
         pred_boxes: canonical decoded query boxes ``Tensor[Q, 7+]``; cls_logits ``Tensor[Q, C]``.
@@ -206,6 +211,10 @@ def transfusion_cost(pred_boxes: torch.Tensor, cls_logits: torch.Tensor, gt_boxe
     start = pred_boxes.new_tensor(point_cloud_range[0:2])
     span = pred_boxes.new_tensor(point_cloud_range[3:5]) - start
     reg = torch.cdist((pred_boxes[:, :2] - start) / span, (gt[:, :2] - start) / span, p=1)
+    if true_height:  # [z - dz/2, z + dz/2]: the height intervals transfusion_iou3d then takes are the real ones
+        pred_boxes, gt = pred_boxes.clone(), gt.clone()
+        pred_boxes[:, 2] -= pred_boxes[:, 5] / 2
+        gt[:, 2] -= gt[:, 5] / 2
     iou = transfusion_iou3d(pred_boxes, gt, margin_compat=margin_compat)
     return focal_cost(cls_logits, gt_labels, weight=cls_weight) + reg * reg_weight - iou * iou_weight
 
@@ -428,10 +437,10 @@ def replay_frame(dump_frame: QueryFrame, gt: Frame, class_names: Sequence[str], 
     n_cls = dump_frame.logits.shape[-1]
     if n_cls != len(class_names):
         raise DataError(f"query dump has {n_cls} logit columns but {len(class_names)} class names were given")
-    if cost not in ("detr3d", "transfusion"):
-        raise DataError(f"cost: expected 'detr3d' or 'transfusion', got {cost!r}")
-    if cost == "transfusion" and point_cloud_range is None:
-        raise DataError("cost 'transfusion' needs point_cloud_range (x_min, y_min, z_min, x_max, y_max, z_max)")
+    if cost not in QUERY_COST_NAMES:
+        raise DataError(f"cost: expected one of {', '.join(QUERY_COST_NAMES)}, got {cost!r}")
+    if cost != "detr3d" and point_cloud_range is None:
+        raise DataError(f"cost {cost!r} needs point_cloud_range (x_min, y_min, z_min, x_max, y_max, z_max)")
     lookup = {name: i for i, name in enumerate(class_names)}
     labels_all = np.array([lookup.get(c, -1) if isinstance(c, str) else -1 for c in gt.detection_class],
                           dtype=np.int64)
@@ -450,7 +459,8 @@ def replay_frame(dump_frame: QueryFrame, gt: Frame, class_names: Sequence[str], 
             costs = detr3d_cost(pred, logits, gt_boxes, labels, yaw_encoding=dump_frame.yaw_encoding)
         else:
             costs = torch.stack([transfusion_cost(decoded[layer], logits[layer], gt_boxes, labels,
-                                                  point_cloud_range, margin_compat=margin_compat)
+                                                  point_cloud_range, margin_compat=margin_compat,
+                                                  true_height=cost == "transfusion_mmdet3d")
                                  for layer in range(n_layers)])
         costs_np = costs.numpy()
         for layer in range(n_layers):  # one solver call per decoder layer (L = 6), as upstream

@@ -104,7 +104,8 @@ class AssignerParams:
 class QueryParams:
     """A query-based head's Hungarian matcher (assignment-semantics §8)."""
 
-    cost: str = "detr3d"  # "detr3d" (DETR3D / PETR) | "transfusion" (OpenPCDet TransFusion)
+    cost: str = "detr3d"  # "detr3d" (DETR3D / PETR) | "transfusion" (OpenPCDet TransFusion) | "transfusion_mmdet3d"
+    # (mmdetection3d BEVFusion TransFusionHead: the same costs with the true 3D IoU)
     num_queries: int = 900
     num_layers: int = 6  # decoder layers whose outputs are matched independently
 

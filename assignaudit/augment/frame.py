@@ -78,7 +78,9 @@ class AugmentedFrame:
     ``('rotation_rad', a)``, ``('scale', s)``, ``('translate_x_m' | '_y_m' | '_z_m', t)``,
     ``('gt_sampling_drawn', n)``, ``('gt_sampling_pasted', n)``, ``('gt_sampling_out_of_range', n)``; mmdet3d ops
     add ``('flip_horizontal', 0.|1.)``, ``('flip_vertical', 0.|1.)`` (RandomFlip3D) and reuse the rotation, scale,
-    translation and gt_sampling names (GlobalRotScaleTrans, ObjectSample). Empty when augmentation is off."""
+    translation and gt_sampling names (GlobalRotScaleTrans, ObjectSample); ``ObjectNoise`` records
+    ``('object_noise_moved', n)`` and ``('object_noise_unmoved', n)`` (boxes with no collision-free trial). Empty when
+    augmentation is off."""
     augmented: bool = True
     """False for ``--no-augment`` replays (filters only)."""
 

@@ -61,18 +61,25 @@ def draw_noise(op: ObjectNoise, boxes: np.ndarray, rng: np.random.Generator
     return loc, rot, grot
 
 
-def _collides(trials: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """bool ``[T, K]``: ``box_collision_test`` of each trial box against each other box (canonical ``[., 7+]``)."""
+def _collides(trials: np.ndarray, others: np.ndarray, lb: np.ndarray) -> np.ndarray:
+    """bool ``[T, K]``: ``box_collision_test`` of each trial box against each other box (canonical ``[., 7+]``;
+    ``lb``: the others' `bev_aabb`)."""
     out = np.zeros((trials.shape[0], others.shape[0]), dtype=bool)
     if out.size == 0:
         return out
-    la, lb = bev_aabb(trials), bev_aabb(others)
+    la = bev_aabb(trials)
     cand = ((la[:, None, 0] < lb[None, :, 2]) & (lb[None, :, 0] < la[:, None, 2])
             & (la[:, None, 1] < lb[None, :, 3]) & (lb[None, :, 1] < la[:, None, 3]))
     it, io = np.nonzero(cand)
     if it.size:
         out[it, io] = separation_m(trials[it], others[io]) < 0.0
     return out
+
+
+def _chunks(n: int) -> list[tuple[int, int]]:
+    """Trial ranges tested in turn: [0, 1), [1, 8), [8, n) (the first free trial is the same either way)."""
+    cuts = [0] + [c for c in (1, 8) if c < n] + [n]
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 def noise_boxes(boxes: np.ndarray, loc: np.ndarray, rot: np.ndarray, grot: np.ndarray, global_rotation: bool
@@ -86,7 +93,9 @@ def noise_boxes(boxes: np.ndarray, loc: np.ndarray, rot: np.ndarray, grot: np.nd
         return out, chosen
     current = out[:, :7].copy()  # where each box is now (earlier boxes moved, later ones not yet)
     everyone = np.arange(n)
-    for i in range(n):  # sequential upstream too: box i is tested against where boxes < i went
+    bounds = bev_aabb(current)  # kept in step with `current`
+    alone = np.zeros(n, dtype=bool) if global_rotation else _isolated(boxes, loc)
+    for i in np.flatnonzero(~alone):  # sequential upstream too: box i is tested against where boxes < i went
         x, y, yaw = boxes[i, 0], boxes[i, 1], boxes[i, 6]
         trials = np.repeat(current[i:i + 1], loc.shape[1], axis=0)
         if global_rotation:
@@ -99,15 +108,37 @@ def noise_boxes(boxes: np.ndarray, loc: np.ndarray, rot: np.ndarray, grot: np.nd
             trials[:, 0] = x + loc[i, :, 0]
             trials[:, 1] = y + loc[i, :, 1]
             trials[:, 6] = yaw + rot[i]
-        free = ~_collides(trials, current[everyone != i]).any(axis=1)
-        if not free.any():
+        rest = everyone != i
+        others, others_bounds = current[rest], bounds[rest]
+        j = -1
+        for lo, hi in _chunks(trials.shape[0]):  # most boxes take trial 0: test it alone first
+            free = ~_collides(trials[lo:hi], others, others_bounds).any(axis=1)
+            if free.any():
+                j = lo + int(np.argmax(free))
+                break
+        if j < 0:
             continue
-        j = int(np.argmax(free))
         chosen[i] = j
         current[i] = trials[j]
+        bounds[i] = bev_aabb(trials[j:j + 1])[0]
         out[i, 0], out[i, 1], out[i, 6] = trials[j, 0], trials[j, 1], trials[j, 6]
         out[i, 2] = boxes[i, 2] + loc[i, j, 2]
+    # Boxes no other box can reach take their first trial, whatever the others do (exactly what the loop would find).
+    chosen[alone] = 0
+    out[alone, 0:3] = boxes[alone, 0:3] + loc[alone, 0]
+    out[alone, 6] = boxes[alone, 6] + rot[alone, 0]
     return out, chosen
+
+
+def _isolated(boxes: np.ndarray, loc: np.ndarray) -> np.ndarray:
+    """bool ``[N]``: boxes whose every trial is farther from every other box's every place (original or any trial)
+    than the two half-diagonals: their BEV rectangles can never overlap, so their first trial is always free and no
+    other box's choice depends on them. Bounding discs, vectorised over all pairs."""
+    reach = 0.5 * np.hypot(boxes[:, 3], boxes[:, 4]) + np.hypot(loc[:, :, 0], loc[:, :, 1]).max(axis=1)
+    d = np.hypot(boxes[:, None, 0] - boxes[None, :, 0], boxes[:, None, 1] - boxes[None, :, 1])
+    near = d <= reach[:, None] + reach[None, :]
+    np.fill_diagonal(near, False)
+    return ~near.any(axis=1)
 
 
 def apply_object_noise(op: ObjectNoise, boxes: np.ndarray, rng: np.random.Generator

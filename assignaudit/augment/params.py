@@ -141,6 +141,13 @@ class ObjectNoise:
 
 
 @dataclass(frozen=True)
+class BEVFusionGlobalRotScaleTrans(GlobalRotScaleTrans):
+    """BEVFusion's ``BEVFusionGlobalRotScaleTrans`` (projects/BEVFusion/bevfusion/transforms_3d.py): the same three
+    draws in the same order as `GlobalRotScaleTrans` (angle, scale, translation), applied rotate -> translate ->
+    scale, so the translation is scaled too."""
+
+
+@dataclass(frozen=True)
 class GlobalRotScaleTransImage:
     """PETR's ``GlobalRotScaleTransImage`` (projects/PETR/petr/transforms_3d.py) on the 3D boxes: a ~ U(rot_range)
     then s ~ U(scale_ratio_range) (two uniforms, in this order; ``translation_std`` is never used upstream). The
@@ -162,4 +169,5 @@ class ObjectRangeFilter:
 
 AugOp = Union[WorldFlip, WorldRotation, WorldScaling, WorldTranslation, GTSampling, GlobalRotScaleTrans,
               RandomFlip3D, ObjectSample, LocalRotation, LocalScaling, LocalTranslation, LocalFrustumDropout,
-              LocalPyramidAug, ObjectNoise, GlobalRotScaleTransImage, ObjectRangeFilter]
+              LocalPyramidAug, ObjectNoise, GlobalRotScaleTransImage, ObjectRangeFilter,
+              BEVFusionGlobalRotScaleTrans]

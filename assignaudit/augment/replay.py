@@ -76,6 +76,7 @@ from assignaudit.augment.object_noise import apply_object_noise
 from assignaudit.augment.params import (
     LOCAL_OPS,
     GlobalRotScaleTrans,
+    BEVFusionGlobalRotScaleTrans,
     GlobalRotScaleTransImage,
     LocalFrustumDropout,
     LocalPyramidAug,
@@ -106,7 +107,8 @@ _OP_KIND = {WorldFlip: 1, WorldRotation: 2, WorldScaling: 3, WorldTranslation: 4
             GlobalRotScaleTrans: 6, RandomFlip3D: 7, ObjectSample: 8,
             # OpenPCDet local (per-object) ops, assignaudit.augment.local (9-19); mmdet3d ops 20-29
             LocalRotation: 9, LocalScaling: 10, LocalTranslation: 11, LocalFrustumDropout: 12, LocalPyramidAug: 13,
-            ObjectNoise: 20, GlobalRotScaleTransImage: 21, ObjectRangeFilter: 22}
+            ObjectNoise: 20, GlobalRotScaleTransImage: 21, ObjectRangeFilter: 22,
+            BEVFusionGlobalRotScaleTrans: 23}
 # OpenPCDet's global_scaling skips (and draws nothing) below this range width.
 SCALE_SKIP_WIDTH = 1e-3
 
@@ -211,6 +213,7 @@ class AugmentationReplay:
         self._min_points = int(config.gt_filters.min_lidar_points)
         self._use_valid_flag = bool(config.gt_filters.use_valid_flag)
         self._drop_classes = tuple(config.gt_filters.drop_classes)
+        self._drop_other = bool(getattr(config.gt_filters, "drop_other_classes", False))
         self._range_mode = config.gt_filters.range_filter
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -246,6 +249,11 @@ class AugmentationReplay:
         if self._drop_classes:
             raw = np.asarray(frame.detection_class, dtype=object)
             gone = class_mask(raw, self._drop_classes)
+            dropped.append((index[gone], names[gone], ann[gone], DROP_CLASS_FILTER))
+            boxes, names, ann, pts, index = boxes[~gone], names[~gone], ann[~gone], pts[~gone], index[~gone]
+            radar = radar[~gone] if radar is not None else None
+        if self._drop_other:  # mmdet3d KITTI / Waymo: label -1 GT removed in parse_ann_info (_remove_dontcare)
+            gone = ~class_mask(names, self._class_names)
             dropped.append((index[gone], names[gone], ann[gone], DROP_CLASS_FILTER))
             boxes, names, ann, pts, index = boxes[~gone], names[~gone], ann[~gone], pts[~gone], index[~gone]
             radar = radar[~gone] if radar is not None else None
@@ -377,6 +385,8 @@ class AugmentationReplay:
             offset = rng.normal(0.0, std, size=3)
             draws += [("rotation_rad", angle), ("scale", factor)]
             draws += [(f"translate_{axis}_m", float(t)) for axis, t in zip("xyz", offset)]
+            if isinstance(op, BEVFusionGlobalRotScaleTrans):  # same draws, applied rotate -> translate -> scale
+                return world.scale(world.translate(world.rotate_about_z(boxes, angle), offset), factor)
             return world.translate(world.scale(world.rotate_about_z(boxes, angle), factor), offset)
         if isinstance(op, ObjectNoise):
             boxes, chosen = apply_object_noise(op, boxes, rng)

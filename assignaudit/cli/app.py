@@ -122,8 +122,8 @@ def cli_errors(func: F) -> F:
             raise _interrupted(EXIT_SIGINT, before) from None
         except Interrupted as err:
             raise _interrupted(EXIT_SIGINT if err.signum == signal.SIGINT else EXIT_SIGTERM, before) from None
-        except (typer.Exit, click.ClickException, typer.Abort):
-            raise
+        except (typer.Exit, click.ClickException, typer.Abort, BrokenPipeError):
+            raise  # (a closed stdout, e.g. `| head`, is handled by typer: exit 1, no message)
         except Exception as err:
             if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 raise

@@ -147,7 +147,9 @@ def _render(cfg) -> None:
     else:
         q = cfg.query
         matcher = {"detr3d": "DETR3D/PETR Hungarian (focal cls 2.0 + L1 0.25 on 8 dims)",
-                   "transfusion": "TransFusion Hungarian (focal cls 0.15 + BEV-centre L1 0.25 + IoU 0.25)"}[q.cost]
+                   "transfusion": "TransFusion Hungarian (focal cls 0.15 + BEV-centre L1 0.25 + IoU 0.25)",
+                   "transfusion_mmdet3d": "BEVFusion TransFusion Hungarian (focal cls 0.15 + BEV-centre L1 0.25 + "
+                                          "true 3D IoU 0.25)"}[q.cost]
         head.add_row("matcher", matcher)
         head.add_row("queries", f"{q.num_queries} per frame, matched independently in each of {q.num_layers} "
                                 f"decoder layer(s); positives per layer = min(#GT, {q.num_queries})")

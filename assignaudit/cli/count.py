@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -148,6 +150,9 @@ def count_cmd(
         cfg = apply_class_map(cfg, class_map)
     if not (quiet or as_json):
         print("loading the dataset ...", file=sys.stderr, flush=True)
+        if not sys.stderr.isatty():  # a CI log: a line every HEARTBEAT_S until the first counted frame
+            _HEARTBEAT.start("loading the dataset")
+            ctx.call_on_close(_HEARTBEAT.stop)
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
                         av2_root, not no_cache, cache_dir).open(cfg)
     if not (quiet or as_json):
@@ -157,6 +162,7 @@ def count_cmd(
         first = "a gt_sampling database pass, then " if not no_augment and gt_sampling_op(cfg) is not None else ""
         print(f"loaded {len(source)} frame(s); counting {first}{frames} frame(s) x {replays} replay(s)",
               file=sys.stderr, flush=True)
+        _HEARTBEAT.phase = "building the gt_sampling database" if first else "preparing"
     options = CountOptions(seed=seed, replays=replays, augment=not no_augment, bands=Bands.parse(bands),
                            device=device, max_frames=max_frames, db_infos=tuple(db_infos or ()),
                            workers=workers, ray=ray, quality=q_opts, paa=paa_opts, prompts=prompt_opts)
@@ -222,7 +228,42 @@ PROGRESS_EVERY = 100
 """Without a terminal (a CI log), one progress line per this many (frame, replay) steps, and at the end."""
 
 
+HEARTBEAT_S = 30.0
+"""Without a terminal, while the dataset and the gt_sampling database load (no frame counted yet): a line this often."""
+
+
+class _Heartbeat:
+    """A daemon thread printing ``<phase> ... (N s)`` every `HEARTBEAT_S` until stopped."""
+
+    def __init__(self) -> None:
+        self.phase = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, phase: str) -> None:
+        self.phase = phase
+        self._stop.clear()
+        t0 = time.monotonic()
+
+        def beat() -> None:
+            while not self._stop.wait(HEARTBEAT_S):
+                print(f"{self.phase} ... ({time.monotonic() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+        self._thread = threading.Thread(target=beat, name="assignaudit-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+_HEARTBEAT = _Heartbeat()
+
+
 def _log_progress(done: int, total: int) -> None:
+    _HEARTBEAT.stop()  # counting has started (a no-op after the first call)
     if done % PROGRESS_EVERY == 0 or done == total:
         pct = f" ({100 * done / total:.0f}%)" if total else ""
         print(f"counting: {done}/{total} frame replay(s){pct}", file=sys.stderr, flush=True)

@@ -43,7 +43,8 @@ def _render_table(result, verbose: bool = False) -> None:
         console.print(prov)
     rows = [(v, row) for v, row in zip(result.verdicts, table_rows(result)) if verbose or v.status.name == "FAIL"]
     if rows:
-        title = "gate: every compared cell (violations first)" if verbose else "gate: violations (--verbose: every cell)"
+        title = ("gate: every compared cell (violations first)" if verbose
+                 else "gate: violations (--verbose: every cell)")
         table = Table(title=title, title_justify="left")
         for name in TABLE_HEADER:
             table.add_column(name, justify="right" if name in ("baseline", "current", "delta", "limit") else "left")

@@ -25,6 +25,10 @@ def report_cmd(
                                                                  "ledger.")] = 3,
 ) -> None:
     from assignaudit.html_report import ReportOptions, write_html_report
+    from assignaudit.report_set import check_out_file
+
+    if out is not None:
+        check_out_file(out, "--out")  # before any report is read
 
     path = write_html_report(list(dirs), out, ReportOptions(compare=compare, eval_iou=eval_iou,
                                                             thumbnails=thumbnails))

@@ -79,6 +79,9 @@ def show_cmd(
     if radius is not None and not radius > 0:
         raise ConfigError(f"--radius must be > 0 metres, got {radius}")
     overrides, cfg_options = parse_config_overrides(list(ctx.args))
+    from assignaudit.report_set import check_out_file
+
+    check_out_file(out or Path("assignaudit-out") / ("show.svg" if svg else "show.png"), "--out")  # before the work
     cfg = load_config(config, overrides, cfg_options=cfg_options)
     if class_map is not None:
         from assignaudit.config.overrides import apply_class_map

@@ -26,7 +26,8 @@ from assignaudit.assign.params import (
     AnchorLayout, AnchorLevel, AnchorSet, AssignerParams, Framework, IouKind, QueryParams,
 )
 from assignaudit.augment.params import (
-    AugOp, GlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter, ObjectSample, RandomFlip3D,
+    AugOp, BEVFusionGlobalRotScaleTrans, GlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise,
+    ObjectRangeFilter, ObjectSample, RandomFlip3D,
 )
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import DatasetSpec, DetectorConfig, GTFilters, PostProcessing
@@ -45,10 +46,27 @@ PARTA2_RPN_HEAD = "PartA2RPNHead"
 SHAPE_AWARE_HEAD = "ShapeAwareHead"
 ANCHOR_HEADS = (ANCHOR_HEAD, PARTA2_RPN_HEAD, SHAPE_AWARE_HEAD)
 CENTER_HEAD = "CenterHead"
-QUERY_HEADS = ("DETR3DHead", "PETRHead")
+TRANSFUSION_HEAD = "TransFusionHead"  # projects/BEVFusion (LiDAR-only and LiDAR-camera)
+QUERY_HEADS = ("DETR3DHead", "PETRHead", TRANSFUSION_HEAD)
 SUPPORTED_HEADS = ANCHOR_HEADS + (CENTER_HEAD,) + QUERY_HEADS
 _GENERATORS = {"Anchor3DRangeGenerator": "mmdet3d", "AlignedAnchor3DRangeGenerator": "mmdet3d_aligned",
                "AlignedAnchor3DRangeGeneratorPerCls": "mmdet3d_aligned_per_class"}
+# Heads of shipped mmdetection3d 1.4 configs whose targets are not a function of the GT boxes alone (docs/config.md,
+# "What is refused"): the reason goes into the one-line error.
+_POINT_BASED = "point-based head: its targets are per point (points inside or near each GT box), not replayed"
+_MONO = "monocular camera head: its targets live on the image plane (2D centres, depths), not in the BEV"
+_REFUSED_HEADS = {
+    "FreeAnchor3DHead": "learned assignment: FreeAnchor picks each GT's positives from the network's predictions "
+                        "inside the loss, so they cannot be counted from the GT",
+    "SSD3DHead": _POINT_BASED + " (3DSSD)", "PointRPNHead": _POINT_BASED + " (PointRCNN)",
+    "VoteHead": _POINT_BASED + " (VoteNet-style votes, indoor)", "GroupFree3DHead": _POINT_BASED + " (indoor)",
+    "FCAF3DHead": "sparse-voxel head whose positives come from the network's multi-level outputs (indoor)",
+    "TR3DHead": "sparse-voxel head whose positives come from the network's multi-level outputs (indoor)",
+    "ImVoxelHead": "indoor camera voxel head (ImVoxelNet), not replayed",
+    "NerfDetHead": "indoor camera head (NeRF-Det), not replayed",
+    "PGDHead": _MONO, "FCOSMono3DHead": _MONO, "SMOKEMono3DHead": _MONO,
+    "RPNHead": "a 2D image region-proposal head (nuImages / ImVoteNet image branch), not a 3D head",
+}
 # model.<head key> -> (train_cfg part, test_cfg part) it reads; None: the stage cfg itself.
 _HEAD_KEYS = (("pts_bbox_head", "pts", "pts"), ("bbox_head", None, None), ("rpn_head", "rpn", "rcnn"))
 _GENERATOR_KEYS = ("type", "ranges", "sizes", "scales", "rotations", "custom_values", "reshape_out",
@@ -74,8 +92,11 @@ _IMAGE_ONLY = (
     "PhotoMetricDistortion3D", "PhotoMetricDistortionMultiViewImage", "NormalizeMultiviewImage",
     "PadMultiViewImage", "RandomResize3D", "Resize3D", "ResizeCropFlipImage", "ResizeCropFlipRotImage",
     "ImageAug3D", "GridMask", "LoadMultiViewImageFromMultiSweeps", "BEVLoadMultiViewImageFromFiles",
-    "MultiViewWrapper",
+    "MultiViewWrapper", "RandomResize", "Resize",
 )
+# Transforms that put an image into the sample: afterwards RandomFlip3D (sync_2d, the default) follows the image flip.
+_IMAGE_LOADERS = ("LoadImageFromFile", "LoadImageFromFileMono3D", "LoadMultiViewImageFromFiles",
+                  "BEVLoadMultiViewImageFromFiles")
 _OBJECT_SAMPLE_KEYS = ("type", "db_sampler", "use_ground_plane", "sample_2d")
 _DB_SAMPLER_KEYS = ("type", "data_root", "info_path", "rate", "prepare", "sample_groups", "classes",
                     "points_loader", "backend_args", "file_client_args", "dataset_root")
@@ -224,7 +245,9 @@ def _check_cfg_option_paths(path: Path, cfg: Mapping[str, Any], options: Mapping
                 if near is not None:
                     raise ConfigError(f"{problem} key {seg!r} not found under {where}; did you mean {near!r}?")
                 avail = ", ".join(map(str, list(node)[:12])) + (", ..." if len(node) > 12 else "")
-                raise ConfigError(f"{problem} key {seg!r} not found under {where} (available: {avail or 'none'})")
+                why = " and assignaudit reads no such key, so it would change nothing" if last and depth > 0 else ""
+                raise ConfigError(f"{problem} key {seg!r} not found under {where}{why} (available: "
+                                  f"{avail or 'none'})")
             if isinstance(node, (list, tuple)):
                 if not seg.isdigit():
                     raise ConfigError(f"{problem} {where} is a list; expected an index 0..{len(node) - 1}, "
@@ -440,10 +463,12 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
     paths: list[str] = []
     range_seen = None
     skipped: list[str] = []
+    images = False
     for i, step in enumerate(steps):
         step_path = join(path, i)
         step = chk.mapping(step, step_path)
         kind = _type(chk, step, step_path)
+        images = images or kind in _IMAGE_LOADERS
         if kind in _GT_NEUTRAL:
             continue
         if kind in _IMAGE_ONLY:
@@ -477,8 +502,16 @@ def _pipeline(chk: Checker, ds: Mapping, ds_path: str, class_names: tuple[str, .
             ops.append(_global_rot_scale_trans_image(chk, step, step_path))
         elif kind == "GlobalRotScaleTrans":
             ops.append(_global_rot_scale_trans(chk, step, step_path))
+        elif kind == "BEVFusionGlobalRotScaleTrans":
+            g = _global_rot_scale_trans(chk, step, step_path)
+            ops.append(BEVFusionGlobalRotScaleTrans(g.rot_range_rad, g.scale_range, g.translation_std_m))
         elif kind == "RandomFlip3D":
-            ops.append(_random_flip(chk, step, step_path))
+            ops.append(_random_flip(chk, step, step_path, images))
+        elif kind == "BEVFusionRandomFlip3D":
+            # projects/BEVFusion transforms_3d.py: horizontal, then vertical, each np.random.choice([0, 1]) (p 0.5),
+            # the boxes flipped as RandomFlip3D flips them; no parameters.
+            _no_unknown(chk, step, step_path, ("type",), "BEVFusionRandomFlip3D")
+            ops.append(RandomFlip3D(flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5))
         elif kind == "ObjectSample":
             ops.append(_object_sample(chk, step, step_path, class_names, match_height))
         elif kind == "ObjectNoise":
@@ -567,16 +600,20 @@ def _object_noise(chk: Checker, step: Mapping, path: str) -> ObjectNoise:
     )
 
 
-def _random_flip(chk: Checker, step: Mapping, path: str) -> RandomFlip3D:
+def _random_flip(chk: Checker, step: Mapping, path: str, images: bool = False) -> RandomFlip3D:
+    """``RandomFlip3D``. With an image in the sample and ``sync_2d`` (default True) upstream takes the horizontal
+    flip from the image flip (mmcv RandomFlip, p = flip_ratio_bev_horizontal) and never flips vertically."""
     _no_unknown(chk, step, path, ("type", "sync_2d", "flip_ratio_bev_horizontal", "flip_ratio_bev_vertical",
                                   "flip_box3d"), "RandomFlip3D")
     if not step.get("flip_box3d", True):
         raise chk.error(join(path, "flip_box3d"), "False (points flipped, boxes not) is not supported")
+    vertical = chk.fraction(step.get("flip_ratio_bev_vertical", 0.0), join(path, "flip_ratio_bev_vertical"))
+    if images and chk.boolean(step.get("sync_2d", True), join(path, "sync_2d")):
+        vertical = 0.0
     return RandomFlip3D(
         flip_ratio_bev_horizontal=chk.fraction(step.get("flip_ratio_bev_horizontal", 0.0),
                                                join(path, "flip_ratio_bev_horizontal")),
-        flip_ratio_bev_vertical=chk.fraction(step.get("flip_ratio_bev_vertical", 0.0),
-                                             join(path, "flip_ratio_bev_vertical")),
+        flip_ratio_bev_vertical=vertical,
     )
 
 
@@ -626,7 +663,8 @@ def _feature_strides(chk: Checker, model: Mapping, prefix: str, grid: tuple[int,
     """BEV strides (in voxels) of the feature maps the head sees, derived from the model (docs/config.md).
 
     Middle encoder: ``PointPillarsScatter`` 1; ``SparseEncoder`` / ``SparseUNet`` / ``SparseEncoderSASSD``
-    2**(stages-1) (the default 4 stages: 8). Backbone: `_backbone_strides` (``SECOND``, ``NoStemRegNet``). Neck ``SECONDFPN``: stride_i / upsample_strides[i] (all
+    2**(stages-1) (the default 4 stages: 8). Backbone: `_backbone_strides` (``SECOND``, ``NoStemRegNet``).
+    Neck ``SECONDFPN``: stride_i / upsample_strides[i] (all
     equal, concatenated into one map); ``FPN``: the backbone strides from ``start_level`` plus one doubling per
     extra output up to ``num_outs``.
     """
@@ -1009,6 +1047,52 @@ def _query_head(chk: Checker, head: Mapping, head_path: str, train_cfg: Mapping,
                        num_layers=num_layers)
 
 
+_TRANSFUSION_COSTS = (("cls_cost", "FocalLossCost", {"weight": 0.15, "gamma": 2.0, "alpha": 0.25}),
+                      ("reg_cost", "BBoxBEVL1Cost", {"weight": 0.25}),
+                      ("iou_cost", "IoU3DCost", {"weight": 0.25}))
+
+
+def _transfusion_head(chk: Checker, head: Mapping, head_path: str, train_cfg: Mapping, train_path: str,
+                      pcr: tuple[float, ...]) -> QueryParams:
+    """BEVFusion ``TransFusionHead`` (projects/BEVFusion/bevfusion/transfusion_head.py ``get_targets_single``): the
+    ``num_proposals`` queries of each decoder layer (all ``num_decoder_layers`` with ``auxiliary``, else the last)
+    are matched to the GT by ``HungarianAssigner3D``: focal (0.15) + BEV-centre L1 normalised by
+    ``train_cfg.point_cloud_range`` (0.25) - 0.25 x 3D IoU. The queries are network outputs: counted from a
+    ``--queries`` dump, like DETR3D. (The head's heatmap loss targets, CenterHead-style Gaussians, are not counted.)"""
+    if isinstance(head.get("train_cfg"), Mapping):  # BEVFusion configs give the head its own train_cfg
+        train_cfg, train_path = head["train_cfg"], join(head_path, "train_cfg")
+    a_path = join(train_path, "assigner")
+    a = chk.mapping(chk.required(train_cfg, "assigner", train_path), a_path)
+    kind = _type(chk, a, a_path)
+    if kind != "HungarianAssigner3D":
+        raise chk.error(join(a_path, "type"), f"{a['type']!r} is not supported for TransFusionHead (supported: "
+                                              "HungarianAssigner3D; the HeuristicAssigner is not replayed)")
+    calc_path = join(a_path, "iou_calculator")
+    calc = chk.mapping(a.get("iou_calculator", {"type": "BboxOverlaps3D"}), calc_path)
+    if _type(chk, calc, calc_path) != "BboxOverlaps3D" or calc.get("coordinate", "lidar") != "lidar":
+        raise chk.error(calc_path, "only BboxOverlaps3D in lidar coordinates (the true 3D IoU) is reproduced")
+    for key, cost_type, expected in _TRANSFUSION_COSTS:
+        c_path = join(a_path, key)
+        c = chk.mapping(chk.required(a, key, a_path), c_path)
+        if _type(chk, c, c_path) != cost_type:
+            raise chk.error(join(c_path, "type"), f"{c['type']!r} is not reproduced (expected {cost_type})")
+        for k, v in c.items():
+            if k != "type" and (k not in expected or chk.number(v, join(c_path, k)) != expected[k]):
+                raise chk.error(join(c_path, k), f"{show(v)} is not reproduced (assignaudit's BEVFusion matcher "
+                                                 f"uses {cost_type} {expected})")
+    if "point_cloud_range" in train_cfg:
+        used = _numbers(chk, train_cfg["point_cloud_range"], join(train_path, "point_cloud_range"), 6)
+        if used != pcr:
+            raise chk.error(join(train_path, "point_cloud_range"), f"{list(used)} (the BEV L1 normalisation) differs "
+                                                                   f"from the voxel layer's {list(pcr)}")
+    layers = chk.integer(head.get("num_decoder_layers", 3), join(head_path, "num_decoder_layers"), minimum=1)
+    auxiliary = chk.boolean(head.get("auxiliary", True), join(head_path, "auxiliary"))
+    return QueryParams(cost="transfusion_mmdet3d",
+                       num_queries=chk.integer(head.get("num_proposals", 128), join(head_path, "num_proposals"),
+                                               minimum=1),
+                       num_layers=layers if auxiliary else 1)
+
+
 # ---- entry point ---------------------------------------------------------------------------------------------------
 
 
@@ -1028,6 +1112,8 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     head_type = _type(chk, head, head_path)
     train_cfg, train_path = _stage_cfg(chk, model, "train_cfg", train_part)
     test_cfg, test_path = _stage_cfg(chk, model, "test_cfg", test_part)
+    if head_type in _REFUSED_HEADS:
+        raise chk.error(join(head_path, "type"), f"{head['type']!r} is not supported: {_REFUSED_HEADS[head_type]}")
     if head_type not in SUPPORTED_HEADS:
         from assignaudit.assign.fcos import REFUSED_HEADS
 
@@ -1054,6 +1140,9 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
     elif kind == "center":
         heatmap = _center_head(chk, head, head_path, train_cfg, train_path, class_names, pcr, pcr_path, voxel)
         post = _center_post(chk, test_cfg, test_path)
+    elif head_type == TRANSFUSION_HEAD:
+        query = _transfusion_head(chk, head, head_path, train_cfg, train_path, pcr)
+        post = PostProcessing()
     else:
         query = _query_head(chk, head, head_path, train_cfg, train_path)
         post = PostProcessing()
@@ -1076,7 +1165,9 @@ def mmdet3d_config_from_dict(cfg: Mapping, origin: str, *, name: str, source: st
         assigner=assigner,
         augmentations=augmentations,
         gt_filters=GTFilters(min_lidar_points=min_points, class_mapping=(), range_filter="mmdet3d",
-                             use_valid_flag=use_valid_flag),
+                             use_valid_flag=use_valid_flag,
+                             # kitti_dataset.py / waymo_dataset.py parse_ann_info -> _remove_dontcare
+                             drop_other_classes=ds_type in ("KittiDataset", "WaymoDataset")),
         post_processing=post,
         source=source,
         head=kind,

@@ -26,6 +26,10 @@ class GTFilters:
     class_mapping: tuple[tuple[str, str], ...] = ()  # dataset class -> config class (applied before the class filter)
     range_filter: str = "pcdet"  # "pcdet": centre inside on x, y, z inclusive; "mmdet3d": BEV strictly inside;
     # "none": no GT range filter (OpenPCDet without mask_points_and_boxes_outside_range / REMOVE_OUTSIDE_BOXES False)
+    drop_other_classes: bool = False
+    """mmdet3d ``KittiDataset`` / ``WaymoDataset`` (``Det3DDataset._remove_dontcare``): every GT whose class (after
+    ``class_mapping``) is not in ``class_names`` has label -1 and is removed before the pipeline, so it never blocks
+    an ``ObjectSample`` paste or an ``ObjectNoise`` trial (nuScenes / Lyft keep them until ``ObjectNameFilter``)."""
     use_valid_flag: bool = False
     """mmdet3d nuScenes ``use_valid_flag=True`` (CenterPoint configs): keep ``num_lidar_pts + num_radar_pts > 0``
     instead of the LiDAR-point filter, so 0-LiDAR-point boxes with radar points are kept (spec §9.2, §12.11)."""

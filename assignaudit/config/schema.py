@@ -24,7 +24,9 @@ from assignaudit.augment.params import (
     LocalTranslation, ObjectSample, RandomFlip3D, WorldFlip, WorldRotation, WorldScaling,
     WorldTranslation,
 )
-from assignaudit.augment.params import GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter
+from assignaudit.augment.params import (
+    BEVFusionGlobalRotScaleTrans, GlobalRotScaleTransImage, ObjectNoise, ObjectRangeFilter,
+)
 from assignaudit.config._check import Checker, join, show
 from assignaudit.config.model import HEAD_KINDS, DetectorConfig, GTFilters, PostProcessing
 from assignaudit.errors import ConfigError
@@ -62,8 +64,10 @@ AUG_KEYS: dict[str, tuple[str, ...]] = {
     "object_noise": ("translation_std", "rot_range", "global_rot_range", "num_try"),
     "global_rot_scale_trans_image": ("rot_range_rad", "scale_range", "reverse_angle"),
     "object_range_filter": (),
+    "bevfusion_global_rot_scale_trans": ("rot_range_rad", "scale_range", "translation_std_m"),
 }
-GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes")
+GT_FILTER_KEYS = ("min_lidar_points", "class_mapping", "range_filter", "use_valid_flag", "drop_classes",
+                  "drop_other_classes")
 POST_KEYS = ("score_thresh", "multi_classes_nms", "nms_type", "nms_thresh", "nms_pre_maxsize", "nms_post_maxsize",
              "circle_min_radius_sq", "nms_thresh_per_class")
 
@@ -74,7 +78,7 @@ RANGE_FILTERS = ("pcdet", "mmdet3d", "none")
 NMS_TYPES = ("nms_gpu", "nms_normal_gpu", "circle")
 FLIP_AXES = ("x", "y")
 HEATMAP_VARIANTS = ("pcdet", "mmdet3d")
-QUERY_COSTS = ("detr3d", "transfusion")
+QUERY_COSTS = ("detr3d", "transfusion", "transfusion_mmdet3d")
 
 # The mmdet-only assigner knobs and the value that reproduces pcdet's AxisAligned (and ATSS) behaviour. Setting one
 # of them to anything else under another framework would be silently ignored by the assigner, so it is an error.
@@ -274,7 +278,7 @@ def config_from_dict(raw: Any, origin: str, *, default_name: str, source: str) -
         framework = framework or heatmap.variant
     else:
         query = _query(chk, top["query"], "query")
-        framework = framework or ("mmdet3d" if query.cost == "detr3d" else "pcdet")
+        framework = framework or ("mmdet3d" if query.cost in ("detr3d", "transfusion_mmdet3d") else "pcdet")
 
     raw_augs = chk.sequence(top.get("augmentations", []), "augmentations")
     aug_paths = tuple(join("augmentations", i) for i in range(len(raw_augs)))
@@ -523,9 +527,9 @@ def _aug_op(chk: Checker, raw: Any, path: str) -> AugOp:
                                                        join(path, "scale_range"), positive=True))
     if kind == "world_translation":
         return WorldTranslation(std_m=_std3(chk, chk.required(sec, "std_m", path), join(path, "std_m")))
-    if kind == "global_rot_scale_trans":
+    if kind in ("global_rot_scale_trans", "bevfusion_global_rot_scale_trans"):
         d = GlobalRotScaleTrans()
-        return GlobalRotScaleTrans(
+        return (GlobalRotScaleTrans if kind == "global_rot_scale_trans" else BEVFusionGlobalRotScaleTrans)(
             rot_range_rad=chk.range_pair(sec.get("rot_range_rad", list(d.rot_range_rad)), join(path, "rot_range_rad"),
                                          symmetric_scalar=True),
             scale_range=chk.range_pair(sec.get("scale_range", list(d.scale_range)), join(path, "scale_range"),
@@ -607,6 +611,7 @@ def _gt_filters(chk: Checker, raw: Any, path: str) -> GTFilters:
         use_valid_flag=chk.boolean(sec.get("use_valid_flag", False), join(path, "use_valid_flag")),
         drop_classes=tuple(chk.string(c, join(join(path, "drop_classes"), i)) for i, c in enumerate(
             chk.sequence(sec.get("drop_classes", []), join(path, "drop_classes")))),
+        drop_other_classes=chk.boolean(sec.get("drop_other_classes", False), join(path, "drop_other_classes")),
     )
 
 
@@ -659,7 +664,8 @@ def _aug_to_dict(op: AugOp) -> dict[str, Any]:
     if isinstance(op, WorldTranslation):
         return {"type": "world_translation", "std_m": list(op.std_m)}
     if isinstance(op, GlobalRotScaleTrans):
-        return {"type": "global_rot_scale_trans", "rot_range_rad": list(op.rot_range_rad),
+        return {"type": "bevfusion_global_rot_scale_trans" if isinstance(op, BEVFusionGlobalRotScaleTrans)
+                else "global_rot_scale_trans", "rot_range_rad": list(op.rot_range_rad),
                 "scale_range": list(op.scale_range), "translation_std_m": list(op.translation_std_m)}
     if isinstance(op, RandomFlip3D):
         return {"type": "random_flip_3d", "flip_ratio_bev_horizontal": op.flip_ratio_bev_horizontal,
@@ -752,7 +758,7 @@ def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:
         "augmentations": [_aug_to_dict(op) for op in cfg.augmentations],
         "gt_filters": {"min_lidar_points": g.min_lidar_points, "class_mapping": dict(g.class_mapping),
                        "range_filter": g.range_filter, "use_valid_flag": g.use_valid_flag,
-                       "drop_classes": list(g.drop_classes)},
+                       "drop_classes": list(g.drop_classes), "drop_other_classes": g.drop_other_classes},
         "post_processing": {
             "score_thresh": pp.score_thresh, "multi_classes_nms": pp.multi_classes_nms, "nms_type": pp.nms_type,
             "nms_thresh": pp.nms_thresh, "nms_pre_maxsize": pp.nms_pre_maxsize,

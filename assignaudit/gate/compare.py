@@ -194,7 +194,8 @@ def load_report_set(path: Path) -> ReportSet:
 
     path = Path(path)
     if path.is_dir():
-        verify_folder(path)  # a manifest lists a file that is missing: an incomplete or mixed set
+        # a summary the manifest lists is missing: an incomplete or mixed set (a yaw gate must not silently vanish)
+        verify_folder(path, tuple(name for _, name, _ in _KINDS.values()))
         files = {kind: read_summary_file(path / name, expect=kind)
                  for kind, (_, name, _) in _KINDS.items() if (path / name).is_file()}
         if not files:

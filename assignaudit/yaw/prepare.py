@@ -188,9 +188,11 @@ def build_eval_data(frames: Sequence[Frame], preds: PredictionSet, *, nusc=None,
 
     gt = EvalGT(sample=g_sample[g_keep], class_id=g_cls[g_keep], boxes_lidar=g_boxes[g_keep],
                 xy_eval=np.ascontiguousarray(g_xy[g_keep]), yaw_eval=g_yaw[g_keep], ann_token=g_ann[g_keep])
-    pr = EvalPreds(sample=sub_sample[p_keep], class_id=p_cls[p_keep], score=preds.score[rows][p_keep],
-                   index=rows[p_keep].astype(np.int64), boxes_lidar=boxes_lidar[p_keep],
-                   xy_eval=np.ascontiguousarray(xy_eval[p_keep]), yaw_eval=yaw_eval[p_keep])
+    # Without filters every prediction is kept: hand the arrays over instead of copying them (val scale: ~0.3 GB).
+    pk = (lambda a: a) if bool(np.all(p_keep)) else (lambda a: a[p_keep])
+    pr = EvalPreds(sample=pk(sub_sample), class_id=pk(p_cls), score=pk(preds.score[rows]),
+                   index=pk(rows).astype(np.int64), boxes_lidar=pk(boxes_lidar),
+                   xy_eval=np.ascontiguousarray(pk(xy_eval)), yaw_eval=pk(yaw_eval))
     return EvalData(sample_tokens=tokens, classes=classes, gt=gt, preds=pr,
                     eval_frame="global" if has_poses else "lidar", dropped=dict(dropped))
 
