@@ -64,7 +64,18 @@ def raw_roots(tmp_path_factory):
     return roots
 
 
-@pytest.mark.parametrize("kind", ["infos+db", "kitti-root", "av2-root"])
+FCOS_YAML = """
+name: fcos-bev
+head: fcos
+class_names: [car, truck, construction_vehicle, bus, trailer, barrier, motorcycle, bicycle, pedestrian, traffic_cone]
+point_cloud_range: [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
+voxel_size: [0.2, 0.2, 8.0]
+fcos: {variant: mmdet, strides: [4, 8, 16], regress_ranges: [[-1, 4.0], [4.0, 8.0], [8.0, null]],
+       center_sampling: true}
+"""
+
+
+@pytest.mark.parametrize("kind", ["infos+db", "kitti-root", "av2-root", "fcos"])
 def test_workers_2_equals_workers_1_on_every_source_kind(tmp_path, monkeypatch, raw_roots, kind):
     import assignaudit.count as count_mod
     import assignaudit.parallel as parallel
@@ -79,7 +90,10 @@ def test_workers_2_equals_workers_1_on_every_source_kind(tmp_path, monkeypatch, 
             "kitti-root": ["--config", str(PCDET_KITTI), "--kitti-root", str(raw_roots["make_kitti_fixture"]),
                            "--split", "train", "--replays", "2"],
             "av2-root": ["--config", "pcdet-kitti-pointpillars", "--av2-root", str(raw_roots["make_av2_fixture"]),
-                         "--split", "train", "--class-map", "REGULAR_VEHICLE=Car,PEDESTRIAN=Pedestrian,BICYCLIST=Cyclist"]}
+                         "--split", "train", "--class-map", "REGULAR_VEHICLE=Car,PEDESTRIAN=Pedestrian,BICYCLIST=Cyclist"],
+            # the fcos head's tally had no merge: --workers > 1 (the default on several cores) crashed
+            "fcos": ["--config", str(tmp_path / "fcos.yaml"), "--max-frames", "5"]}
+    (tmp_path / "fcos.yaml").write_text(FCOS_YAML)
     outs = {}
     for w in ("1", "2"):
         res = runner.invoke(app, ["count", "--quiet", "--workers", w, "--out", str(tmp_path / w), *args[kind]])
