@@ -164,7 +164,7 @@ def _frames(source: BoxSource, max_frames: int | None) -> Iterator[tuple[int, Fr
 
 def find_frame_detail(config: DetectorConfig, source: BoxSource, query: FrameQuery, *, seed: int = 0,
                       augment: bool = True, replays: int = 1, device: str = "cpu", max_frames: int | None = None,
-                      query_dump: str | Path | None = None) -> FrameDetail:
+                      query_dump: str | Path | None = None, db_infos: tuple[Path, ...] = ()) -> FrameDetail:
     """The `FrameDetail` asked for by ``query`` (the same seeded replay `count` runs with these options).
 
     ``--zero-pos CLASS`` scans (frame, replay) in `count`'s order and stops at the first GT of that class with no
@@ -188,7 +188,7 @@ def find_frame_detail(config: DetectorConfig, source: BoxSource, query: FrameQue
     if query.replay >= replays and query.zero_pos is None:
         replays = query.replay + 1
     pick = _pick_sample(source, query.sample) if query.sample is not None else None
-    replay = make_replay(config, source, seed=seed, augment=augment, max_frames=max_frames)
+    replay = make_replay(config, source, seed=seed, augment=augment, max_frames=max_frames, db_infos=db_infos)
     tally = _tally(config, dev, dump)
     scanned = 0
     for _, frame in _frames(source, max_frames):

@@ -73,6 +73,8 @@ class Reports:
     yaw_meta: dict[str, Any] | None = None
     yaw_hist: pd.DataFrame | None = None
     nms_sweep: pd.DataFrame | None = None
+    quality: pd.DataFrame | None = None
+    """quality.parquet (count --quality): histograms of the positives' IoU, losses and residuals."""
     gate: dict[str, Any] | None = None
     gate_path: Path | None = None
 
@@ -95,6 +97,8 @@ def collect_reports(paths: list[Path]) -> Reports:
                 found.counts.append((p, df, meta))
         if schema.OBJECTS_FILE in names and found.objects is None:
             found.objects = read_report(names[schema.OBJECTS_FILE])[0]
+        if schema.QUALITY_FILE in names and found.quality is None:
+            found.quality = read_report(names[schema.QUALITY_FILE])[0]
         if schema.YAW_SUMMARY_FILE in names and found.yaw_summary is None:
             found.yaw_summary, found.yaw_meta = read_report(names[schema.YAW_SUMMARY_FILE])
         if schema.YAW_HIST_FILE in names and found.yaw_hist is None:
@@ -110,6 +114,10 @@ def collect_reports(paths: list[Path]) -> Reports:
                 if isinstance(data, dict) and "verdicts" in data and "passed" in data:
                     found.gate, found.gate_path = data, f
     if not (found.counts or found.yaw_summary is not None or found.gate is not None):
+        compare_only = [str(p) for p in paths if Path(p).is_dir() and (Path(p) / schema.COMPARE_FILE).is_file()]
+        if compare_only:
+            raise ReportError(f"{compare_only[0]} holds only {schema.COMPARE_FILE} (count --compare-config), which "
+                              "report does not draw; count each config into its own --out and run report --compare A B")
         raise ReportError(f"no assignaudit report (summary.parquet, yaw_summary.parquet or {GATE_FILE}) in "
                           + ", ".join(str(p) for p in paths))
     return found
@@ -256,6 +264,36 @@ def _ledger(objects: pd.DataFrame | None, class_names: list[str], n_thumbs: int)
     return "".join(parts)
 
 
+def _hist_quantile(hist: pd.DataFrame, q: float) -> float:
+    """The ``q`` quantile of a histogram (rows bin_lo, bin_hi, count): the midpoint of the bin it falls in."""
+    hist = hist.sort_values("bin_lo")
+    counts = hist["count"].to_numpy(dtype=np.float64)
+    if counts.sum() <= 0:
+        return float("nan")
+    i = int(np.searchsorted(np.cumsum(counts), q * counts.sum()))
+    return float((hist["bin_lo"].iloc[i] + hist["bin_hi"].iloc[i]) / 2)
+
+
+def _quality_iou(quality: pd.DataFrame | None, class_names: list[str]) -> str:
+    """The positives' IoU distribution per class (band all) from quality.parquet, when the run had --quality."""
+    if quality is None:
+        return '<p class="note">the positives\' own IoU distribution (BEV and 3D): run count --quality</p>'
+    rows = []
+    for cls in class_names:
+        mine = quality[(quality["class"] == cls) & (quality["band"] == ALL_BANDS)]
+        bev, d3 = mine[mine["quantity"] == "iou_bev"], mine[mine["quantity"] == "iou_3d"]
+        if not len(bev):
+            continue
+        rows.append({"class": cls, "positives": int(bev["count"].sum()),
+                     **{f"iou_bev_p{int(q * 100)}": _hist_quantile(bev, q) for q in (0.1, 0.5, 0.9)},
+                     "iou_3d_p50": _hist_quantile(d3, 0.5) if len(d3) else float("nan")})
+    if not rows:
+        return _missing("positives in quality.parquet")
+    cols = ["class", "positives", "iou_bev_p10", "iou_bev_p50", "iou_bev_p90", "iou_3d_p50"]
+    return ("<p class=\"note\">the positives' IoU with the GT they are credited to, every range (quality.parquet "
+            "histograms, bin midpoints):</p>" + _table(pd.DataFrame(rows), cols, {c: ".3f" for c in cols[2:]}))
+
+
 def _gate(gate: dict[str, Any] | None) -> str:
     if gate is None:
         return _missing(f"gate report (write one with <code>assignaudit gate BASE CUR --json &gt; DIR/{GATE_FILE}"
@@ -306,7 +344,7 @@ def build_html(rep: Reports, options: ReportOptions = ReportOptions()) -> str:
                            "IoU distribution") + \
             '<p class="note">box: each GT\'s best IoU with an anchor it competes for (objects.parquet max_iou); ' \
             "markers: the positives' IoU p10 / p50 (summary), the config's positive threshold and the evaluation " \
-            "IoU (--eval-iou).</p>"
+            "IoU (--eval-iou).</p>" + _quality_iou(rep.quality, class_names)
         body["zero-pos"] = _ledger(rep.objects, class_names, options.thumbnails)
     else:
         for sid in ("band-table", "pos-per-gt", "iou", "zero-pos"):

@@ -16,6 +16,7 @@ from assignaudit.bands import Bands
 from assignaudit.sources.base import BoxSource
 
 NONE_CLASS = "(none)"
+UNNAMED_CATEGORY = "(unnamed)"  # a box without a category name (mmdet3d v2 infos: label -1)
 
 # nuScenes' 10 detection classes in the devkit's detection_cvpr_2019 order; listed for nuScenes sources even when
 # a class is absent from the split (an absent class is exactly what the user should see).
@@ -65,7 +66,7 @@ def dataset_info(source: BoxSource, bands: Bands | None = None) -> dict[str, Any
             "num_zero_lidar_pts": int((m & (pts == 0)).sum()),
             "num_unknown_lidar_pts": int((m & (pts < 0)).sum()),
         }
-    none_categories = Counter(str(c) for part in cat_parts for c in part.tolist())
+    none_categories = Counter(UNNAMED_CATEGORY if c is None else str(c) for part in cat_parts for c in part.tolist())
     info = source.info
     return {
         "source": {"kind": info.kind, "dataroot": info.dataroot, "version": info.version, "split": info.split},

@@ -55,6 +55,9 @@ def show_cmd(
     data_path: DataPathOpt = None,
     kitti_root: KittiRootOpt = None,
     av2_root: Av2RootOpt = None,
+    db_infos: Annotated[Optional[list[Path]], typer.Option(
+        "--db-infos", help="As for count: the gt_sampling database info file(s) to draw pasted objects from.",
+        show_default=False, metavar="<path>")] = None,
     class_map: Annotated[Optional[str], typer.Option("--class-map", help="As for count.", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the augmentation replay.")] = 0,
     replay: Annotated[int, typer.Option("--replay", help="Replay index of the frame (with --zero-pos: replays "
@@ -87,7 +90,8 @@ def show_cmd(
     source = SourceArgs(dataroot, version, split, boxes, tuple(infos or ()), infos_format, data_path, kitti_root,
                         av2_root).open(cfg)
     detail = find_frame_detail(cfg, source, query, seed=seed, augment=not no_augment, replays=replays, device=device,
-                               max_frames=max_frames, query_dump=queries)
+                               max_frames=max_frames, query_dump=queries,
+                               db_infos=tuple(db_infos or ()))
     scene = scene_from_detail(detail, around=around, radius=radius, anchors_near=anchors_near, task=task)
     path = out or Path("assignaudit-out") / ("show.svg" if svg else "show.png")
     if svg and path.suffix.lower() != ".svg":

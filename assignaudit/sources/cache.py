@@ -345,10 +345,25 @@ def load_cache(path: Path, locator: dict[str, Any], identity: dict[str, Any],
         return None
 
 
+def _check_cache_dir(cache_dir: Path) -> None:
+    """An explicit ``--cache-dir`` that is (or lies under) something other than a directory is a usage error; an
+    unwritable default directory only costs the cache (a warning when writing)."""
+    from assignaudit.errors import ConfigError
+
+    for p in (cache_dir, *cache_dir.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is not a directory" if p == cache_dir else f"lies under {p}, which is not a directory"
+                raise ConfigError(f"--cache-dir {cache_dir} {what}")
+            return
+
+
 def open_cached_source(*, cache: bool = True, cache_dir: str | Path | None = None, **kwargs: Any) -> BoxSource:
     """`open_source(**kwargs)` through the frame cache (``cache=False``: straight through, nothing read or written)."""
     from assignaudit.sources.open import open_source
 
+    if cache and cache_dir is not None:
+        _check_cache_dir(Path(cache_dir))
     key = source_key(kwargs) if cache else None
     if key is None:
         return open_source(**kwargs)

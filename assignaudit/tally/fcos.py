@@ -93,3 +93,10 @@ class FcosTally:
 
     def nan_columns(self) -> tuple[str, ...]:
         return ("iou_pos_p10", "iou_pos_p50", "radius_p50")
+
+    MERGE_FIELDS: tuple[str, ...] = ()
+    """Accumulators besides ``tallies`` that `merge` adds (none)."""
+
+    def merge(self, other) -> None:
+        """Add the counts of ``other`` (same config, other frames; or a shard's delta, assignaudit.parallel)."""
+        self.tallies.merge(other.tallies)

@@ -108,8 +108,9 @@ def run_yaw(predictions: Path | None = None, *, dataroot: Path | None = None, ve
 
     if predictions is None:
         if dataroot is not None or boxes is not None or other:
-            raise ConfigError("--predictions is required with --dataroot or --boxes "
-                              "(the bundled predictions only fit the bundled fixture)")
+            raise ConfigError("--predictions is required with a dataset source (--dataroot, --boxes, --infos, "
+                              "--data-path, --kitti-root, --av2-root): the bundled predictions only fit the bundled "
+                              "fixture")
         predictions = bundled_predictions_path()
     # The prediction file first: a malformed submission fails fast, before the dataset is loaded.
     preds = load_predictions(Path(predictions))
