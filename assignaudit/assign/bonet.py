@@ -15,7 +15,10 @@ GT ``j`` over the frame's ``N`` points ``p``:
 * ``C = w_ed C_ed + w_siou C_sIoU + w_ces C_ces``, the paper's default weights all 1 (``use_all_ce_l2_iou``).
 
 `bonet_match` solves ``C[Q, K]`` with scipy's ``linear_sum_assignment`` (each GT gets one prediction when Q >= K).
-Memory is ``Q x K`` for the cost and ``Q x N`` + ``K x N`` for the memberships (points are processed in chunks).
+Memory is ``Q x K`` for the cost and ``(Q + K) x chunk`` for the memberships (points are processed in chunks).
+
+`bonet_query_cost` is the ``count`` path (``query.cost: bonet``, docs/count-families.md): the decoded query boxes of
+every decoder layer and the frame's points, cropped to the point-cloud range as the detector's range filter does.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from assignaudit.errors import DataError
 BONET_WEIGHTS = (1.0, 1.0, 1.0)  # vertex L2, soft IoU, cross-entropy: the paper's 'use_all_ce_l2_iou'
 THETA_1, THETA_2 = 100.0, 20.0
 _POINT_CHUNK = 1 << 15
+_CHUNK_ELEMENTS = 1 << 22
+"""Bound on ``(Q + K) x points`` per chunk, so memory stays ~100 MB whatever Q (a query replay stacks L x Q)."""
 
 
 def box_vertices(boxes: torch.Tensor) -> torch.Tensor:
@@ -79,8 +84,9 @@ def bonet_cost(pred_vertices: torch.Tensor, gt_vertices: torch.Tensor, points: t
     ce = torch.zeros(q_n, k_n, dtype=dt, device=dev)
     sum_q = torch.zeros(q_n, dtype=dt, device=dev)
     sum_g = torch.zeros(k_n, dtype=dt, device=dev)
-    for s in range(0, n, _POINT_CHUNK):  # chunks over points only
-        p = pts[s:s + _POINT_CHUNK]
+    step = max(1, min(_POINT_CHUNK, _CHUNK_ELEMENTS // max(1, q_n + k_n)))
+    for s in range(0, n, step):  # chunks over points only
+        p = pts[s:s + step]
         q = _membership(pred_vertices, p, soft=True)  # [Q, n]
         g = _membership(gt_vertices, p, soft=False)  # [K, n]
         tp += q @ g.T
@@ -106,3 +112,23 @@ def bonet_match(cost: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray
         raise DataError("3D-BoNet cost matrix has non-finite entries")
     rows, cols = linear_sum_assignment(c)
     return rows.astype(np.int64), cols.astype(np.int64)
+
+
+def crop_points(points: np.ndarray, point_cloud_range) -> np.ndarray:
+    """Points ``[N, 3+]`` inside ``point_cloud_range`` (``x_min <= x < x_max`` etc. on all three axes: OpenPCDet's
+    ``mask_points_by_range`` / mmdet3d's ``PointsRangeFilter``, which bound what the detector sees)."""
+    lo, hi = np.asarray(point_cloud_range[:3], np.float32), np.asarray(point_cloud_range[3:6], np.float32)
+    keep = np.all((points[:, :3] >= lo) & (points[:, :3] < hi), axis=1)
+    return points[keep]
+
+
+def bonet_query_cost(decoded: torch.Tensor, gt_boxes: torch.Tensor, points: torch.Tensor,
+                     weights: tuple[float, float, float] = BONET_WEIGHTS) -> torch.Tensor:
+    """``[L, Q, K]`` association costs of decoded canonical query boxes ``[L, Q, 7+]`` (every decoder layer) with
+    canonical GT ``[K, 7+]`` over the points ``[N, 3+]``: one `bonet_cost` over the ``L x Q`` predictions (the
+    GT memberships are computed once). Each box enters by its exact 3D AABB (`box_vertices`). Float64."""
+    n_l, n_q = decoded.shape[0], decoded.shape[1]
+    pred_v = box_vertices(decoded.reshape(n_l * n_q, -1).to(torch.float64))
+    gt_v = box_vertices(gt_boxes.to(torch.float64))
+    total = bonet_cost(pred_v, gt_v, points.to(torch.float64), weights).total
+    return total.reshape(n_l, n_q, -1)
