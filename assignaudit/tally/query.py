@@ -104,7 +104,8 @@ class QueryTally:
         r["frames"] += 1
         r["points"] += int(pts.shape[0])
         r["points_in_range"] += int(kept.shape[0])
-        kind = ".pcd.bin (nuScenes, 5 float32 columns)" if num_features == 5 else ".bin (KITTI-style, 4 float32 columns)"
+        kind = (".pcd.bin (nuScenes, 5 float32 columns)" if num_features == 5
+                else ".bin (KITTI-style, 4 float32 columns)")
         r["files"].setdefault(kind, str(Path(path).parent))
         self._points = (frame.sample_token, kept)
 
