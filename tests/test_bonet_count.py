@@ -250,3 +250,32 @@ def test_count_bonet_refusals(kitti_root, kitti_dump, tmp_path):
 
     _, meta = read_report(tmp_path / "nodump" / "summary.parquet")
     assert meta["bonet"]["points_read"] is False and meta["bonet"]["points"] is None
+
+
+def test_count_bonet_on_nuscenes_fixture(tmp_path):
+    """The bundled nuScenes fixture: the key frame's 5-column .pcd.bin is read (``--set query.cost bonet``)."""
+    from typer.testing import CliRunner
+
+    from assignaudit.cli import app
+    from assignaudit.report import read_report
+
+    frame = next(iter(open_source().frames()))
+    g = np.nan_to_num(frame.boxes_lidar[:, :7])
+    filler = np.tile([[80.0, 80.0, 0.0, 1.0, 1.0, 1.0, 0.0]], (60 - len(g), 1))
+    dump = tmp_path / "d.npz"
+    boxes = _query_boxes(np.concatenate([g, filler]))[None, None]
+    np.savez(dump, sample_token=np.array([frame.sample_token]), boxes=boxes,
+             logits=np.zeros((1, 1, 60, 10), np.float32), yaw_encoding=np.array("canonical"))
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text("assignaudit: 1\nname: q\nhead: query\nclass_names: [car, truck, construction_vehicle, bus, "
+                   "trailer, barrier, motorcycle, bicycle, pedestrian, traffic_cone]\npoint_cloud_range: [-51.2, "
+                   "-51.2, -5.0, 51.2, 51.2, 3.0]\nvoxel_size: [0.2, 0.2, 8.0]\nquery: {cost: detr3d, num_queries: "
+                   "60, num_layers: 1}\n")
+    r = CliRunner().invoke(app, ["count", "--config", str(cfg), "--set", "query.cost", "bonet", "--queries",
+                                 str(dump), "--max-frames", "1", "--device", "cpu", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    summary, meta = read_report(tmp_path / "o" / "summary.parquet")
+    files = meta["bonet"]["points"]["files"]
+    assert list(files) == [".pcd.bin (nuScenes, 5 float32 columns)"] and files[list(files)[0]].endswith("LIDAR_TOP")
+    all_band = summary[summary.band == "all"]
+    assert (all_band.num_pos == all_band.num_gt).all() and (all_band.iou_pos_p50.dropna() > 0.99).all()
