@@ -316,6 +316,7 @@ class FrameCounter:
             from assignaudit.tally.prompt import PromptTally
 
             self.prompts = PromptTally(config, bands, prompts, query_dump)
+            self.prompts.points_of = lambda: getattr(self.tally, "frame_points", None)
         self.quality = None
         if quality is not None:  # count --quality (assignaudit/quality.py)
             from assignaudit.quality import QualityTally

@@ -214,6 +214,14 @@ def test_count_bonet_on_kitti(kitti_root, kitti_dump):
     layers = pd.read_parquet(out / "layers.parquet")
     assert (layers.num_matched == layers.num_gt).all()
 
+    # One frame's detail (show) and the prompt agreement replay with the same points.
+    r = CliRunner().invoke(app, ["show", "--config", str(cfg), "--kitti-root", str(kitti_root), "--queries",
+                                 str(dump_path), "--sample", "0", "--device", "cpu", "--out", str(tmp / "show")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["count", "--config", str(cfg), "--kitti-root", str(kitti_root), "--queries",
+                                 str(dump_path), "--prompts", "centre", "--device", "cpu", "--out", str(tmp / "pr")])
+    assert r.exit_code == 0 and (tmp / "pr" / "prompts.parquet").is_file(), r.output
+
 
 def test_count_bonet_refusals(kitti_root, kitti_dump, tmp_path):
     from typer.testing import CliRunner

@@ -109,6 +109,11 @@ class QueryTally:
         r["files"].setdefault(kind, str(Path(path).parent))
         self._points = (frame.sample_token, kept)
 
+    @property
+    def frame_points(self) -> np.ndarray | None:
+        """The cropped points `see_frame` read last (None when the cost needs none)."""
+        return self._points[1] if self._points is not None else None
+
     def add_frame(self, boxes: np.ndarray, class_name: np.ndarray, gtb: GTBands, sample_token: str) -> FrameTally:
         if self.dump is None:
             return self._add_no_dump(gtb)
