@@ -2,8 +2,9 @@
 replay of the same dump frame (the baseline: no points), on a KITTI-sized frame.
 
 Frame: K = 20 GT, L = 6 decoder layers x Q queries (300 and 900), N points in range (20k, the crop of a ~120k HDL-64
-sweep to the KITTI range; and 60k). Prints ms per frame for both costs and the ratio bonet / detr3d, plus the
-cost-matrix part alone (`bonet_query_cost`).
+sweep to the KITTI range; and 60k). Prints ms per frame for both replays and the ratio bonet / detr3d, plus the
+cost-matrix part alone (`bonet_cost` on the L x Q AABBs): the near-box path (default) against every
+(prediction, point) pair (``dense=True``, the previous implementation; run once), with the largest difference.
 
 Usage: ``python benchmarks/bench_bonet.py [--repeats 3] [--threads 1]``. Timings on shared CPUs are noisy.
 """
@@ -16,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from assignaudit.assign.bonet import bonet_query_cost
+from assignaudit.assign.bonet import bonet_cost, box_vertices
 from assignaudit.assign.hungarian import QueryFrame, decode_query_boxes, replay_frame
 from assignaudit.sources.base import Frame
 
@@ -56,16 +57,23 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print(f"torch threads {a.threads}; K = 20 GT, L = 6 layers; best of {a.repeats}")
-    print(f"{'Q':>5} {'points':>7} {'detr3d ms':>10} {'bonet ms':>9} {'cost only ms':>13} {'bonet/detr3d':>13}")
+    print(f"{'Q':>5} {'points':>7} {'detr3d ms':>10} {'bonet ms':>9} {'bonet/detr3d':>13} {'cost ms':>8} "
+          f"{'dense ms':>9} {'dense/ours':>11} {'max |diff|':>11}")
     for q, n in ((300, 20_000), (900, 20_000), (900, 60_000)):
         qf, frame, pts = make(20, 6, q, n)
         base = timed(lambda: replay_frame(qf, frame, ["Car"], "detr3d"), a.repeats)
         ours = timed(lambda: replay_frame(qf, frame, ["Car"], "bonet", points=pts), a.repeats)
         dec = decode_query_boxes(torch.from_numpy(qf.boxes), "canonical")
-        gt = torch.from_numpy(frame.boxes_lidar[:, :7])
-        cost = timed(lambda: bonet_query_cost(dec, gt, torch.from_numpy(pts[:, :3])), a.repeats)
-        print(f"{q:>5} {n:>7} {base:>10.1f} {ours:>9.1f} {cost:>13.1f} {ours / base:>12.1f}x")
-
+        pv = box_vertices(dec.reshape(-1, 9).to(torch.float64))
+        gv = box_vertices(torch.from_numpy(frame.boxes_lidar[:, :7]))
+        p64 = torch.from_numpy(pts[:, :3]).to(torch.float64)
+        cost = timed(lambda: bonet_cost(pv, gv, p64), a.repeats)
+        t0 = time.perf_counter()
+        dense = bonet_cost(pv, gv, p64, dense=True).total
+        t_dense = 1000 * (time.perf_counter() - t0)
+        diff = float((bonet_cost(pv, gv, p64).total - dense).abs().max())
+        print(f"{q:>5} {n:>7} {base:>10.1f} {ours:>9.1f} {ours / base:>12.1f}x {cost:>8.1f} {t_dense:>9.0f} "
+              f"{t_dense / cost:>10.1f}x {diff:>11.1e}")
 
 if __name__ == "__main__":
     main()

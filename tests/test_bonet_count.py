@@ -287,3 +287,31 @@ def test_count_bonet_on_nuscenes_fixture(tmp_path):
     assert list(files) == [".pcd.bin (nuScenes, 5 float32 columns)"] and files[list(files)[0]].endswith("LIDAR_TOP")
     all_band = summary[summary.band == "all"]
     assert (all_band.num_pos == all_band.num_gt).all() and (all_band.iou_pos_p50.dropna() > 0.99).all()
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 64])
+def test_near_box_sums_equal_every_pair(monkeypatch, chunk):
+    """The default path evaluates only points near each box; it equals the all-pairs one (points placed right at
+    the sqrt(0.2) m edge of the clip, a diverged NaN prediction, chunks of a few pairs)."""
+    from assignaudit.assign import bonet as bonet_mod
+    from assignaudit.assign.bonet import box_vertices
+
+    monkeypatch.setattr(bonet_mod, "_CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr(bonet_mod, "_MIN_PAIRS", 1)
+    rng = np.random.default_rng(5)
+    k, q = 6, 40
+    gt = box_vertices(torch.from_numpy(np.column_stack([rng.uniform(-6, 6, (k, 2)), rng.uniform(-1, 1, k),
+                                                        rng.uniform(1, 4, (k, 2)), rng.uniform(1, 2, k),
+                                                        rng.uniform(-3, 3, k)])))
+    pred = box_vertices(torch.from_numpy(np.column_stack([rng.uniform(-6, 6, (q, 2)), rng.uniform(-1, 1, q),
+                                                          rng.uniform(0.1, 4, (q, 2)), rng.uniform(0.1, 2, q),
+                                                          rng.uniform(-3, 3, q)])))
+    pred[7] = float("nan")
+    edge = pred[:5, :3].numpy() - math.sqrt(0.2) + rng.uniform(-1e-6, 1e-6, (5, 3))  # just around the clip
+    pts = torch.from_numpy(np.concatenate([rng.uniform(-7, 7, (800, 3)) * [1, 1, 0.3], edge,
+                                           gt[:, :3].repeat(30, 1).numpy() + rng.uniform(-0.6, 0.6, (k * 30, 3))]))
+    a, b = bonet_cost(pred, gt, pts), bonet_cost(pred, gt, pts, dense=True)
+    for name in ("total", "soft_iou", "cross_entropy"):
+        x, y = getattr(a, name).numpy(), getattr(b, name).numpy()
+        assert np.isnan(x[7]).all() and np.isnan(y[7]).all()
+        np.testing.assert_allclose(np.delete(x, 7, 0), np.delete(y, 7, 0), rtol=0, atol=1e-12)
