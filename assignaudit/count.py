@@ -316,6 +316,7 @@ class FrameCounter:
             from assignaudit.tally.prompt import PromptTally
 
             self.prompts = PromptTally(config, bands, prompts, query_dump)
+            self.prompts.points_of = lambda: getattr(self.tally, "frame_points", None)
         self.quality = None
         if quality is not None:  # count --quality (assignaudit/quality.py)
             from assignaudit.quality import QualityTally
@@ -323,7 +324,7 @@ class FrameCounter:
             self.quality = QualityTally(self.class_names, bands, quality)
             self.tally.collect_positives = True
 
-    def add(self, aug: AugmentedFrame, replay: int) -> bool:
+    def add(self, aug: AugmentedFrame, replay: int, frame: Frame | None = None) -> bool:
         if len(aug.boxes) == 0:
             self.num_skipped += 1
             return False
@@ -331,6 +332,8 @@ class FrameCounter:
         boxes = aug.boxes
         gt_class = np.array([self.class_index[c] for c in aug.class_name], dtype=np.int64)  # [K], K names per frame
         gtb = GTBands(gt_class, np.hypot(boxes[:, 0], boxes[:, 1]), self.bands, len(self.class_names))
+        if frame is not None and getattr(self.tally, "needs_points", False):
+            self.tally.see_frame(frame)  # query.cost bonet: the cost runs over the frame's points
         ft = self.tally.add_frame(boxes, aug.class_name, gtb, aug.sample_token)
         if self.prompts is not None:
             self.prompts.add(boxes, aug.class_name, gtb, aug.sample_token)
@@ -503,7 +506,7 @@ def run_count(
                 aug = replay.apply(frame, r, augment=augment)
                 _ledger_drops(objects_buf, aug, frame, r, counter.class_index)
                 done += 1
-                if counter.add(aug, r) and counter.num_assigned % _FLUSH_EVERY_FRAMES == 0:
+                if counter.add(aug, r, frame) and counter.num_assigned % _FLUSH_EVERY_FRAMES == 0:
                     objects_buf.flush()
                     frames_buf.flush()
                 if on_progress:

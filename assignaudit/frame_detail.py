@@ -105,7 +105,7 @@ def _tally(config: DetectorConfig, device: torch.device, query_dump):
 
 
 def frame_detail(config: DetectorConfig, aug: AugmentedFrame, tally=None, device: torch.device | None = None,
-                 query_dump=None) -> FrameDetail:
+                 query_dump=None, frame: Frame | None = None) -> FrameDetail:
     """Assign one augmented frame with ``config``'s family and keep the detail (see the module docstring).
 
     ``tally``: a family tally from `assignaudit.tally.make_tally` to reuse across frames (built when None).
@@ -134,6 +134,8 @@ def frame_detail(config: DetectorConfig, aug: AugmentedFrame, tally=None, device
         res = tally.targets(boxes, aug.class_name)
         ft = tally.tally(res, gtb)
         return FrameDetail(config, aug, ft, heatmap=res)
+    if frame is not None and getattr(tally, "needs_points", False):
+        tally.see_frame(frame)  # query.cost bonet: the replay runs over the frame's points
     ft = tally.add_frame(boxes, aug.class_name, gtb, aug.sample_token)
     detail = FrameDetail(config, aug, ft)
     if getattr(tally, "dump", None) is not None:
@@ -146,7 +148,8 @@ def frame_detail(config: DetectorConfig, aug: AugmentedFrame, tally=None, device
         gt = Frame(aug.sample_token, boxes, aug.class_name, aug.class_name, none, none, np.full(k, -1, np.int64),
                    np.full(k, -1, np.int64))
         rep = replay_frame(QueryFrame(aug.sample_token, dump.boxes[i], dump.logits[i], dump.yaw_encoding), gt,
-                           tally.class_names, config.query.cost, point_cloud_range=config.point_cloud_range)
+                           tally.class_names, config.query.cost, point_cloud_range=config.point_cloud_range,
+                           points=tally.frame_points)
         last = rep.matched_query[-1]
         matched = np.full(int(dump.boxes.shape[2]), -1, np.int64)
         matched[last[last >= 0]] = np.flatnonzero(last >= 0)
@@ -209,7 +212,7 @@ def find_frame_detail(config: DetectorConfig, source: BoxSource, query: FrameQue
                     continue
                 raise DataError(f"sample {frame.sample_token} has no GT left after filtering in replay {r} "
                                 "(training resamples it)")
-            detail = frame_detail(config, aug, tally, dev, dump)
+            detail = frame_detail(config, aug, tally, dev, dump, frame)
             if query.gt is not None:
                 detail.target = detail.gt_row(query.gt)
                 return detail

@@ -49,8 +49,8 @@ from assignaudit.ops import aabb_overlap_pairs, bev_aabb, bev_intersection_align
 from assignaudit.sources.base import Frame
 
 YawEncoding = Literal["detr3d", "canonical"]
-CostName = Literal["detr3d", "transfusion", "transfusion_mmdet3d"]
-QUERY_COST_NAMES = ("detr3d", "transfusion", "transfusion_mmdet3d")
+CostName = Literal["detr3d", "transfusion", "transfusion_mmdet3d", "bonet"]
+QUERY_COST_NAMES = ("detr3d", "transfusion", "transfusion_mmdet3d", "bonet")
 
 QUERY_BOX_DIM = 10
 QUERY_BOX_COLUMNS = ("cx", "cy", "log_l", "log_w", "cz", "log_h", "sin_yaw", "cos_yaw", "vx", "vy")
@@ -420,7 +420,8 @@ class FrameReplay:
 
 
 def replay_frame(dump_frame: QueryFrame, gt: Frame, class_names: Sequence[str], cost: CostName = "detr3d", *,
-                 point_cloud_range: Sequence[float] | None = None, margin_compat: bool = False) -> FrameReplay:
+                 point_cloud_range: Sequence[float] | None = None, margin_compat: bool = False,
+                 points: np.ndarray | None = None) -> FrameReplay:
     """Replay the Hungarian assignment of every decoder layer of one frame.
 
     Args:
@@ -428,7 +429,9 @@ def replay_frame(dump_frame: QueryFrame, gt: Frame, class_names: Sequence[str], 
         gt: the frame's ground truth (canonical boxes); GT whose ``detection_class`` is not in ``class_names`` are
             left out, as the frameworks drop them before assignment. Label = index in ``class_names``, which must
             match the logit columns.
-        cost: ``"detr3d"`` (DETR3D/PETR) or ``"transfusion"`` (needs ``point_cloud_range``).
+        cost: ``"detr3d"`` (DETR3D/PETR) or ``"transfusion"`` (needs ``point_cloud_range``); ``"bonet"``: 3D-BoNet's
+            association cost (`assignaudit.assign.bonet.bonet_query_cost`; no class term), which needs ``points``
+            (the frame's ``[N, 3+]`` points in the same LiDAR frame as the GT).
 
     Returns a `FrameReplay`. Layers run independently; the work is batched over layers except the solver calls.
     """
@@ -439,7 +442,9 @@ def replay_frame(dump_frame: QueryFrame, gt: Frame, class_names: Sequence[str], 
         raise DataError(f"query dump has {n_cls} logit columns but {len(class_names)} class names were given")
     if cost not in QUERY_COST_NAMES:
         raise DataError(f"cost: expected one of {', '.join(QUERY_COST_NAMES)}, got {cost!r}")
-    if cost != "detr3d" and point_cloud_range is None:
+    if cost == "bonet" and (points is None or len(points) == 0):
+        raise DataError("cost 'bonet' needs the frame's points (its soft IoU and cross-entropy terms are over them)")
+    if cost in ("transfusion", "transfusion_mmdet3d") and point_cloud_range is None:
         raise DataError(f"cost {cost!r} needs point_cloud_range (x_min, y_min, z_min, x_max, y_max, z_max)")
     lookup = {name: i for i, name in enumerate(class_names)}
     labels_all = np.array([lookup.get(c, -1) if isinstance(c, str) else -1 for c in gt.detection_class],
@@ -457,6 +462,10 @@ def replay_frame(dump_frame: QueryFrame, gt: Frame, class_names: Sequence[str], 
         decoded = decode_query_boxes(pred, dump_frame.yaw_encoding)  # [L, Q, 9]
         if cost == "detr3d":
             costs = detr3d_cost(pred, logits, gt_boxes, labels, yaw_encoding=dump_frame.yaw_encoding)
+        elif cost == "bonet":
+            from assignaudit.assign.bonet import bonet_query_cost
+
+            costs = bonet_query_cost(decoded, gt_boxes, torch.from_numpy(np.ascontiguousarray(points[:, :3])))
         else:
             costs = torch.stack([transfusion_cost(decoded[layer], logits[layer], gt_boxes, labels,
                                                   point_cloud_range, margin_compat=margin_compat,

@@ -78,7 +78,7 @@ RANGE_FILTERS = ("pcdet", "mmdet3d", "mmdet3d_3d", "none")  # augment.filters.RA
 NMS_TYPES = ("nms_gpu", "nms_normal_gpu", "circle")
 FLIP_AXES = ("x", "y")
 HEATMAP_VARIANTS = ("pcdet", "mmdet3d")
-QUERY_COSTS = ("detr3d", "transfusion", "transfusion_mmdet3d")
+QUERY_COSTS = ("detr3d", "transfusion", "transfusion_mmdet3d", "bonet")
 
 # The mmdet-only assigner knobs and the value that reproduces pcdet's AxisAligned (and ATSS) behaviour. Setting one
 # of them to anything else under another framework would be silently ignored by the assigner, so it is an error.

@@ -208,8 +208,21 @@ def read_kitti(obj: Any, where: str, *, config: "DetectorConfig | None" = None, 
         from assignaudit.sources.validate import check_num_points
 
         frames.append(make_frame(sid, boxes[:, :7], names[keep], w, pts=pts,
-                                 difficulty=check_num_points(diff, w, "difficulty"), extra=extra))
+                                 difficulty=check_num_points(diff, w, "difficulty"), extra=extra,
+                                 lidar_path=_kitti_lidar(data_path, lp.get("lidar_path"))))
     return frames
+
+
+def _kitti_lidar(data_path: Path, name: Any) -> str | None:
+    """The velodyne file of a KITTI record (``lidar_points.lidar_path``, a bare file name in mmdet3d 1.x), looked up
+    under ``training/velodyne_reduced`` (mmdet3d's default ``data_prefix.pts``), then ``training/velodyne``."""
+    if not isinstance(name, str) or not name:
+        return None
+    for sub in ("training/velodyne_reduced", "training/velodyne"):
+        p = data_path / sub / Path(name).name
+        if p.is_file():
+            return str(p.resolve())
+    return None
 
 
 def read_waymo(obj: Any, where: str, *, config: "DetectorConfig | None" = None, data_path: Path) -> list[Frame]:

@@ -31,6 +31,7 @@ import numpy as np
 from assignaudit.conventions import nuscenes_global_to_canonical, rigid_transform
 from assignaudit.errors import DataError
 from assignaudit.sources.base import Frame, SourceInfo
+from assignaudit.sources.points import NUSCENES_POINTS_KEY
 from assignaudit.sources.validate import check_num_points, check_quaternions
 
 NUSCENES_TABLES: tuple[str, ...] = (
@@ -343,6 +344,7 @@ class NuScenesSource:
         self._rows: list[np.ndarray] = []
         self._global_SE3_lidar: list[np.ndarray] = []
         self._ego_translation: list[np.ndarray] = []
+        self._points_path: list[str | None] = []  # the key frame's .pcd.bin where it exists (count's bonet cost)
         for s in self._samples:
             sd_token = s["data"].get(LIDAR_CHANNEL)
             if sd_token is None:
@@ -360,6 +362,8 @@ class NuScenesSource:
                 raise DataError(f"non-finite ego pose or LIDAR_TOP calibration for sample {s['token']}")
             self._global_SE3_lidar.append(g)
             self._ego_translation.append(np.asarray(pose["translation"], dtype=np.float64))
+            pcd = Path(nusc.dataroot) / str(sd.get("filename", ""))
+            self._points_path.append(str(pcd.resolve()) if sd.get("filename") and pcd.is_file() else None)
             self._rows.append(np.array([self._tok2row[t] for t in s["anns"]], dtype=np.int64))
 
     # ---- BoxSource ---------------------------------------------------------------------------------------------
@@ -391,7 +395,8 @@ class NuScenesSource:
             scene_name=self._scene_names[s["scene_token"]],
             global_SE3_lidar=g.copy(),
             ego_translation_global=self._ego_translation[index].copy(),
-            extra={"lidar_sd_token": s["data"][LIDAR_CHANNEL], "timestamp_us": int(s["timestamp"])},
+            extra={"lidar_sd_token": s["data"][LIDAR_CHANNEL], "timestamp_us": int(s["timestamp"]),
+                   **({NUSCENES_POINTS_KEY: self._points_path[index]} if self._points_path[index] else {})},
         )
 
     def frames(self, indices: Sequence[int] | None = None) -> Iterator[Frame]:

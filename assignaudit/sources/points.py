@@ -116,3 +116,22 @@ def _inside_pairs(pts: np.ndarray, b: np.ndarray):
         local_y = sx * sina[bi] + sy * cosa[bi]
         inside = in_z & (np.abs(local_x) < half_dx[bi]) & (np.abs(local_y) < half_dy[bi])
         yield start, bi[inside], pj[inside]
+
+
+NUSCENES_POINTS_KEY: Final = "lidar_pcd_bin"
+"""``Frame.extra`` key of a nuScenes LIDAR_TOP ``.pcd.bin`` (float32 x, y, z, intensity, ring: 5 columns)."""
+
+
+def frame_points_path(frame) -> tuple[str, int] | None:
+    """``(path, num_features)`` of the frame's own point cloud, or None when the source has none: a KITTI-style
+    ``Frame.lidar_path`` (4 columns) or a nuScenes ``.pcd.bin`` in ``Frame.extra[NUSCENES_POINTS_KEY]`` (5)."""
+    if frame.lidar_path:
+        return str(frame.lidar_path), 4
+    p = (frame.extra or {}).get(NUSCENES_POINTS_KEY)
+    return (str(p), 5) if p else None
+
+
+def read_frame_points(frame) -> np.ndarray | None:
+    """float32 ``[P, 4 | 5]`` points of the frame in its LiDAR frame (`frame_points_path`), None when it has none."""
+    where = frame_points_path(frame)
+    return None if where is None else read_points_bin(where[0], where[1])

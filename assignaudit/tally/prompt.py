@@ -32,6 +32,7 @@ class PromptTally:
         self.num = np.zeros(shape, np.int64)
         self.agree = np.zeros(shape, np.int64)
         self.token_index = {t: i for i, t in enumerate(dump.sample_tokens)} if dump is not None else {}
+        self.points_of = lambda: None  # query.cost bonet: the frame's points (set by count.FrameCounter)
 
     def add(self, boxes: np.ndarray, class_name: np.ndarray, gtb, token: str) -> np.ndarray:
         k = len(boxes)
@@ -51,7 +52,7 @@ class PromptTally:
             fr = Frame(token, boxes, class_name, class_name, none, none, np.full(k, -1, np.int64),
                        np.full(k, -1, np.int64))
             rep = replay_frame(qf, fr, self.class_names, self.config.query.cost,
-                               point_cloud_range=self.config.point_cloud_range)
+                               point_cloud_range=self.config.point_cloud_range, points=self.points_of())
             agree = agreement_from_matched_query(rep.matched_query[-1])
         gtb.add(self.num)
         gtb.add(self.agree, agree.astype(np.float64))

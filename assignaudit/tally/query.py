@@ -18,6 +18,7 @@ query positions to band them by).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,10 @@ class QueryTally:
             self.token_index = {}
             self.num_layers, self.num_queries = int(config.query.num_layers), int(config.query.num_queries)
             self.query_count_note = None
+        # query.cost bonet: the soft IoU / cross-entropy terms run over the frame's points (`see_frame`).
+        self.needs_points = dump is not None and config.query.cost == "bonet"
+        self._points: tuple[str, np.ndarray] | None = None
+        self.points_read: dict[str, Any] = {"frames": 0, "points": 0, "points_in_range": 0, "files": {}}
         shape = (num_c, self.num_layers)
         self.layer_gt = np.zeros(shape, np.int64)
         self.layer_matched = np.zeros(shape, np.int64)
@@ -80,6 +85,34 @@ class QueryTally:
     def missing_tokens(self, tokens: list[str]) -> list[str]:
         """Tokens (of the frames to count) the dump has no entry for."""
         return [t for t in tokens if t not in self.token_index] if self.dump is not None else []
+
+    def see_frame(self, frame: Frame) -> None:
+        """Read ``frame``'s points for the next `add_frame` (``query.cost: bonet``), cropped to the config's
+        point-cloud range. DataError when the source gives the frame no point cloud."""
+        from assignaudit.assign.bonet import crop_points
+        from assignaudit.sources.points import frame_points_path, read_points_bin
+
+        where = frame_points_path(frame)
+        if where is None:
+            raise DataError(f"query.cost bonet needs the frame's points, and frame {frame.sample_token!r} has none "
+                            "(use --kitti-root, nuScenes with samples/LIDAR_TOP, or info files with a --data-path "
+                            "that holds the velodyne files)")
+        path, num_features = where
+        pts = read_points_bin(path, num_features)
+        kept = crop_points(pts, self.config.point_cloud_range)
+        r = self.points_read
+        r["frames"] += 1
+        r["points"] += int(pts.shape[0])
+        r["points_in_range"] += int(kept.shape[0])
+        kind = (".pcd.bin (nuScenes, 5 float32 columns)" if num_features == 5
+                else ".bin (KITTI-style, 4 float32 columns)")
+        r["files"].setdefault(kind, str(Path(path).parent))
+        self._points = (frame.sample_token, kept)
+
+    @property
+    def frame_points(self) -> np.ndarray | None:
+        """The cropped points `see_frame` read last (None when the cost needs none)."""
+        return self._points[1] if self._points is not None else None
 
     def add_frame(self, boxes: np.ndarray, class_name: np.ndarray, gtb: GTBands, sample_token: str) -> FrameTally:
         if self.dump is None:
@@ -94,8 +127,13 @@ class QueryTally:
         none = np.full(k, None, dtype=object)
         gt = Frame(sample_token, boxes, class_name, class_name, none, none, np.full(k, -1, np.int64),
                    np.full(k, -1, np.int64))
+        points = None
+        if self.needs_points:
+            if self._points is None or self._points[0] != sample_token:
+                raise DataError(f"query.cost bonet: no points were read for frame {sample_token!r}")
+            points = self._points[1]
         rep = replay_frame(qf, gt, self.class_names, self.config.query.cost,
-                           point_cloud_range=self.config.point_cloud_range)
+                           point_cloud_range=self.config.point_cloud_range, points=points)
         # Every GT reaching here has a config class, so the replay keeps them all, in order.
         last_q, last_iou, useless = rep.matched_query[-1], rep.matched_iou[-1], rep.useless
         matched = last_q >= 0
@@ -199,6 +237,17 @@ class QueryTally:
         }
         if self.query_count_note:
             meta["query_count_note"] = self.query_count_note
+        if self.config.query.cost == "bonet":
+            meta["bonet"] = {
+                "cost": "vertex L2 of the 3D AABB min/max corners + (-soft IoU) + cross-entropy over the points, "
+                        "weights 1, 1, 1 (3D-BoNet defaults); no class term",
+                "membership": "per-point soft membership computed from each query's decoded box (3D-BoNet "
+                              "Algorithm 1, theta 100 / 20); query dumps carry no per-point scores",
+                "points_read": has_dump,
+                "points": {**self.points_read, "cropped_to": list(self.config.point_cloud_range),
+                           "moved": "no: a query dump turns augmentation off, so points and GT are both in the "
+                                    "dataset's LiDAR frame"} if has_dump else None,
+            }
         return meta
 
     def extra_reports(self) -> dict[str, tuple[pd.DataFrame, pa.Schema]]:
