@@ -120,7 +120,7 @@ class _Worker:
             for r in range(spec.replays):
                 aug = spec.replay.apply(frame, r, augment=spec.augment)
                 _ledger_drops(self.objects, aug, frame, r, counter.class_index)
-                assigned = counter.add(aug, r)
+                assigned = counter.add(aug, r, frame)
                 steps.append((assigned, self.objects.take(), self.frames.take()))
         delta = SimpleNamespace(tallies=tally.tallies, **{name: getattr(tally, name) for name in self.fields})
         return delta, steps
