@@ -60,7 +60,7 @@ import torch
 
 from assignaudit import schema
 from assignaudit.assign.anchors import MMDET3D_GENERATORS, Anchors, rotated_aabb
-from assignaudit.assign.atss import AtssAnchorIndex, atss_assign_sets
+from assignaudit.assign.atss import AtssAnchorIndex, atss_positives_sets
 from assignaudit.assign.candidates import candidate_iou, enumerate_candidates, gt_rectangles
 from assignaudit.assign.params import AssignerParams, Framework, IouKind
 from assignaudit.assign.result import FrameAssignment
@@ -550,16 +550,16 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
         )
     # One assigner per anchor set, as upstream, all sets in one vectorised call: set s sees its anchors in the
     # layout's flat order restricted to s (upstream's view(-1, 7) / multihead permute) and every GT.
-    r = atss_assign_sets(anchors.boxes, gt, gt_set, params.atss_topk, index=_atss_index(anchors),
-                         upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d,
-                         pairs=_atss_pairs(anchors, gt))
-    assigned_t, iou_t, forced_t = r.assigned_gt, r.iou, r.forced
+    r = atss_positives_sets(anchors.boxes, gt, gt_set, params.atss_topk, index=_atss_index(anchors),
+                            upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d,
+                            pairs=_atss_pairs(anchors, gt))
     set_t = anchors.set_index
-    pos = assigned_t >= 0
-    # Positives listed set by set (each in anchor order), as one assigner per set would produce them.
-    pos_idx = torch.nonzero(pos).squeeze(1)
-    pos_idx = pos_idx[torch.argsort(set_t[pos_idx], stable=True)]
-    pos_gt = assigned_t[pos_idx]
+    # Positives listed set by set (each in anchor order), as one assigner per set would produce them. ``r.anchor``
+    # is ascending, so no pass over all anchors is needed.
+    by_set = torch.argsort(set_t.index_select(0, r.anchor), stable=True)
+    pos_idx = r.anchor.index_select(0, by_set)
+    pos_gt = r.assigned_gt.index_select(0, by_set)
+    pos_iou_t, pos_forced_t = r.iou.index_select(0, by_set), r.forced.index_select(0, by_set)
     # No ignore state: negatives = the static per-set/band anchor totals minus the positives (no pass over A).
     pos_key = set_t.index_select(0, pos_idx) * nb + anchors.band_index.index_select(0, pos_idx)
     num_pos_sb = torch.bincount(pos_key, minlength=s_num * nb).view(s_num, nb).cpu().numpy()
@@ -570,16 +570,16 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
     reason[gt_num_pos == 0] = schema.REASON_TAKEN  # every GT forces one anchor per set: lost only to a later GT
     return FrameAssignment(
         gt_num_pos=gt_num_pos,
-        gt_num_forced=torch.bincount(assigned_t[forced_t], minlength=k).cpu().numpy().astype(np.int64),
+        gt_num_forced=torch.bincount(pos_gt[pos_forced_t], minlength=k).cpu().numpy().astype(np.int64),
         gt_max_iou=g_max_np,
         gt_zero_pos_reason=reason,
         pos_gt_index=pos_gt.cpu().numpy().astype(np.int64),
-        pos_iou=iou_t[pos_idx].cpu().numpy().astype(np.float32),
-        num_pos_per_set=torch.bincount(set_t[pos_idx], minlength=s_num).cpu().numpy().astype(np.int64),
+        pos_iou=pos_iou_t.cpu().numpy().astype(np.float32),
+        num_pos_per_set=torch.bincount(set_t.index_select(0, pos_idx), minlength=s_num).cpu().numpy().astype(np.int64),
         num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=np.zeros((s_num, nb), dtype=np.int64),
         num_candidates=r.num_iou_pairs,
         pos_anchor_index=pos_idx.cpu().numpy().astype(np.int64),
-        pos_forced=forced_t[pos_idx].cpu().numpy(),
+        pos_forced=pos_forced_t.cpu().numpy(),
         ignore_anchor_index=np.zeros(0, dtype=np.int64),
     )
