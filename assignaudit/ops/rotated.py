@@ -171,7 +171,14 @@ def _inter_area_pcdet_margin(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     s3 = dqx * a1y - a1x * dqy
     s4 = dqx * (p1y - q0y) - (p1x - q0x) * dqy
     ok = rect & (s1 * s2 > 0) & (s3 * s4 > 0)  # [P, 4, 4]
-    s5 = a2x * dpy - dpx * a2y
+    # Crossing points only where the kernel takes them (``ok``, a few of the 16 edge pairs): the same elementwise
+    # formulas on the gathered operands, so the same bits; the other entries are never read (masked by ``valid``).
+    sel = torch.nonzero(ok.reshape(-1)).squeeze(1)  # flat (pair, edge i of A, edge j of B)
+    ip, iq = sel // 4, (sel // 16) * 4 + sel % 4  # rows of the [P, 4, 1] (A edge) and [P, 1, 4] (B edge) operands
+    p0x, p0y, p1x, p1y = (t.reshape(-1).index_select(0, ip) for t in (p0x, p0y, p1x, p1y))
+    q0x, q0y, q1x, q1y = (t.reshape(-1).index_select(0, iq) for t in (q0x, q0y, q1x, q1y))
+    s1 = s1.reshape(-1).index_select(0, sel)
+    s5 = (q1x - p0x) * (p1y - p0y) - (p1x - p0x) * (q1y - p0y)
     den = s5 - s1
     main = den.abs() > BEV_EPS
     den_safe = torch.where(main, den, torch.ones_like(den))
@@ -183,8 +190,8 @@ def _inter_area_pcdet_margin(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     c1 = q0x * q1y - q1x * q0y
     d = a0 * b1 - a1 * b0
     d_safe = torch.where(d == 0, torch.ones_like(d), d)
-    ix = torch.where(main, ix_main, (b0 * c1 - b1 * c0) / d_safe)
-    iy = torch.where(main, iy_main, (a1 * c0 - a0 * c1) / d_safe)
+    ix = ax.new_zeros(n * 16).index_copy_(0, sel, torch.where(main, ix_main, (b0 * c1 - b1 * c0) / d_safe))
+    iy = ax.new_zeros(n * 16).index_copy_(0, sel, torch.where(main, iy_main, (a1 * c0 - a0 * c1) / d_safe))
 
     b_in_a = _in_box_margin(a, bx, by)  # [P, 4]
     a_in_b = _in_box_margin(b, ax, ay)
