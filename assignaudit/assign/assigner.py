@@ -412,19 +412,29 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     # IoU of a positive with its credited GT: a forced anchor sits at its forcing GT's g_max.
     pos_iou_t = torch.where(forced, g_max.index_select(0, forcing.clamp_min(0)) if k else a_max, a_max)
 
-    pos_gt = credit[pos]
-    gt_num_pos = torch.bincount(pos_gt, minlength=k)[:k].cpu().numpy().astype(np.int64)
-    gt_num_forced = torch.bincount(forcing[forced], minlength=k)[:k].cpu().numpy().astype(np.int64)
+    # One index list per selection and one packed device-to-host copy (`to_host`; one sync on CUDA).
+    pos_idx = torch.nonzero(pos).squeeze(1)
+    ign_idx = torch.nonzero(ign).squeeze(1)
+    pos_gt = credit.index_select(0, pos_idx)
+    forcing_f = forcing.index_select(0, torch.nonzero(forced).squeeze(1))
     if agnostic:
         pos_set = gt_set.index_select(0, pos_gt)
-        num_pos_per_set = torch.bincount(pos_set[pos_set >= 0], minlength=s_num).cpu().numpy().astype(np.int64)
+        pos_set_ok = pos_set.index_select(0, torch.nonzero(pos_set >= 0).squeeze(1))
     else:
-        num_pos_per_set = torch.bincount(set_t[pos], minlength=s_num).cpu().numpy().astype(np.int64)
+        pos_set_ok = set_t.index_select(0, pos_idx)
+    (gt_num_pos, gt_num_forced, num_pos_per_set, sb, zmax_np, pos_gt_np, pos_iou_np, pos_anchor_np, pos_forced_np,
+     g_max_np, gate_np, in_dom_np, ign_anchor_np) = to_host(
+        torch.bincount(pos_gt, minlength=k)[:k], torch.bincount(forcing_f, minlength=k)[:k],
+        torch.bincount(pos_set_ok, minlength=s_num), _set_band_counts_t(anchors, set_t, band_t, neg, ign), zmax_dom,
+        pos_gt, pos_iou_t.index_select(0, pos_idx), uniq.index_select(0, pos_idx),
+        (forced & ~by_thr).index_select(0, pos_idx), g_max, gate, in_dom, uniq.index_select(0, ign_idx))
+    gt_num_pos = gt_num_pos.astype(np.int64)
+    gt_num_forced = gt_num_forced.astype(np.int64)
+    num_pos_per_set = num_pos_per_set.astype(np.int64)
 
     # Untouched anchors (IoU 0 with every GT of their domain).
-    touched, neg_sb, ign_sb = _set_band_counts(anchors, set_t, band_t, neg, ign)
+    touched, neg_sb, ign_sb = sb
     untouched = anchors.band_counts - touched  # [S, B]
-    zmax_np = zmax_dom.cpu().numpy()
     set_dom = np.zeros(s_num, dtype=np.int64) if agnostic else np.arange(s_num)
     claim = zmax_np[set_dom]  # [S]: GT claiming the untouched anchors of each set, or -1
     if agnostic:
@@ -438,9 +448,9 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     num_neg = neg_sb + np.where(untouched_neg[:, None], untouched, 0)
     num_ign = ign_sb + np.where(untouched_ign[:, None], untouched, 0)
 
-    pos_gt_np = pos_gt.cpu().numpy().astype(np.int64)
-    pos_iou_np = pos_iou_t[pos].cpu().numpy().astype(np.float32)
-    pos_anchor_np = uniq[pos].cpu().numpy().astype(np.int64)
+    pos_gt_np = pos_gt_np.astype(np.int64)
+    pos_iou_np = pos_iou_np.astype(np.float32)
+    pos_anchor_np = pos_anchor_np.astype(np.int64)
     claimed = untouched.sum(axis=1)
     extra_gt, extra_n, extra_anchor = [], [], []
     for s in np.nonzero(claim >= 0)[0]:  # loop over anchor sets only (the min_pos_iou = 0 corner case)
@@ -458,16 +468,13 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         in_set = anchors.set_index == int(s)
         in_set[uniq] = False  # the set's untouched anchors
         extra_anchor.append(torch.nonzero(in_set)[:, 0].cpu().numpy().astype(np.int64))
-    pos_forced_np = (forced & ~by_thr)[pos].cpu().numpy()
     if extra_gt:
         pos_gt_np = np.concatenate([pos_gt_np, *extra_gt])
         pos_iou_np = np.concatenate([pos_iou_np, np.zeros(sum(extra_n), dtype=np.float32)])
         pos_anchor_np = np.concatenate([pos_anchor_np, *extra_anchor])
         pos_forced_np = np.concatenate([pos_forced_np, np.ones(sum(extra_n), dtype=bool)])
 
-    g_max_np = g_max.cpu().numpy().astype(np.float32)
-    gate_np = gate.cpu().numpy()
-    in_dom_np = in_dom.cpu().numpy()
+    g_max_np = g_max_np.astype(np.float32)
     pos_thr_gt = (
         np.full(k, pos_thr, dtype=np.float32) if agnostic
         else np.array([sets[s].matched_threshold if s >= 0 else np.inf for s in gt_set.cpu().tolist()], np.float32)
@@ -488,7 +495,7 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_candidates=int(cand_a.numel()),
         pos_anchor_index=pos_anchor_np,
         pos_forced=pos_forced_np,
-        ignore_anchor_index=uniq[ign].cpu().numpy().astype(np.int64),
+        ignore_anchor_index=ign_anchor_np.astype(np.int64),
     )
 
 
