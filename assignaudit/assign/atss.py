@@ -228,12 +228,19 @@ def _expand_ranges(starts: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tens
     return rid, starts[rid] + offs
 
 
-def _rank_entries(e_a: torch.Tensor, e_v: torch.Tensor, e_d: torch.Tensor, n_v: int):
+def _rank_entries(e_a: torch.Tensor, e_v: torch.Tensor, e_d: torch.Tensor, n_v: int, n_a: int):
     """Sort (anchor, virtual GT, distance) entries by (v, distance, anchor); returns them with each entry's rank
     within its v and the entries per v."""
-    perm = torch.argsort(e_a, stable=True)
-    perm = perm[torch.argsort(e_d[perm], stable=True)]
-    perm = perm[torch.argsort(e_v[perm], stable=True)]
+    if e_d.dtype == torch.float32 and n_v <= (1 << 13) and n_a <= (1 << 19):
+        # One sort of a packed int64 key (v, distance bits, anchor): a norm is a non-negative float32 (finite
+        # inputs; +inf at worst), which orders like its bit pattern, and (v, anchor) is unique, so this is the
+        # order of the three stable sorts below.
+        key = (e_v << 50) | (e_d.view(torch.int32).to(torch.int64) << 19) | e_a
+        perm = torch.argsort(key)
+    else:
+        perm = torch.argsort(e_a, stable=True)
+        perm = perm[torch.argsort(e_d[perm], stable=True)]
+        perm = perm[torch.argsort(e_v[perm], stable=True)]
     e_a, e_v, e_d = e_a[perm], e_v[perm], e_d[perm]
     counts = torch.bincount(e_v, minlength=n_v)
     rank = torch.arange(e_v.shape[0], device=e_v.device) - (torch.cumsum(counts, 0) - counts)[e_v]
@@ -283,7 +290,7 @@ def _nearest_candidates(index: AtssAnchorIndex, anchors_xyz: torch.Tensor, gt_xy
     rid, pos = _expand_ranges(start, stop - start)
     e_v, e_a = w_v[rid], index.order[pos]
     e_d = (anchors_xyz.index_select(0, e_a) - gt_xyz.index_select(0, v_gt.index_select(0, e_v))).norm(dim=-1)  # upstream's op order, same bits as the dense matrix
-    e_a, e_v, e_d, rank, counts = _rank_entries(e_a, e_v, e_d, n_v)
+    e_a, e_v, e_d, rank, counts = _rank_entries(e_a, e_v, e_d, n_v, index.num_anchors)
 
     kth = torch.full((n_v,), math.inf, dtype=torch.float64, device=dev)
     full = counts >= topk
@@ -300,7 +307,7 @@ def _nearest_candidates(index: AtssAnchorIndex, anchors_xyz: torch.Tensor, gt_xy
         keep = ok[e_v]
         e_a, e_v, e_d, rank, counts = _rank_entries(torch.cat((e_a[keep], table[r, c])),
                                                     torch.cat((e_v[keep], fail[r])),
-                                                    torch.cat((e_d[keep], d[r, c])), n_v)
+                                                    torch.cat((e_d[keep], d[r, c])), n_v, index.num_anchors)
     return e_a[rank < topk].view(n_v, topk).t().contiguous(), int(fail.numel())
 
 
