@@ -43,6 +43,8 @@ Speed (results identical to a dense ``[A, K]`` search over every anchor, which t
   the kernel margin plus 2 cm, on either box's axes, with relative slack). Pairs with nearly parallel edges are never
   pruned (the margin kernel's near-collinear crossings are not bounded by the geometry). Each evaluated pair goes
   through the same elementwise kernel as before, so its IoU has the same bits.
+* Result: steps 5 and 6 reduce over the distinct positive and forced anchors only; `atss_positives_sets` returns
+  those (what `count` needs), `atss_assign_sets` the dense ``[A]`` form built from them.
 """
 
 from __future__ import annotations
