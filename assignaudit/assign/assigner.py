@@ -60,12 +60,13 @@ import torch
 
 from assignaudit import schema
 from assignaudit.assign.anchors import MMDET3D_GENERATORS, Anchors, rotated_aabb
-from assignaudit.assign.atss import AtssAnchorIndex, atss_assign_sets
+from assignaudit.assign.atss import AtssAnchorIndex, atss_positives_sets
 from assignaudit.assign.candidates import candidate_iou, enumerate_candidates, gt_rectangles
 from assignaudit.assign.params import AssignerParams, Framework, IouKind
 from assignaudit.assign.result import FrameAssignment
 from assignaudit.bands import Bands
 from assignaudit.errors import ConfigError, DataError
+from assignaudit.ops.host import to_host
 
 _CONVENTIONS = ("pcdet", "mmdet3d")
 
@@ -77,10 +78,14 @@ def _check_inputs(anchors: Anchors, gt_boxes: torch.Tensor, gt_set_index: torch.
         raise DataError(
             f"gt_set_index must have shape [{gt_boxes.shape[0]}] like gt_boxes, got {tuple(gt_set_index.shape)}"
         )
-    if gt_boxes.shape[0] and not bool(torch.isfinite(gt_boxes[:, :7]).all()):
-        raise DataError("gt_boxes contain NaN or infinite values in x, y, z, dx, dy, dz or yaw")
-    if gt_boxes.shape[0] and bool(((gt_set_index < -1) | (gt_set_index >= anchors.num_sets)).any()):
-        raise DataError(f"gt_set_index must be -1 or an anchor set index below {anchors.num_sets}")
+    if gt_boxes.shape[0]:
+        # Both checks in one device-to-host read (one sync on CUDA).
+        finite, sets_ok = torch.stack((torch.isfinite(gt_boxes[:, :7]).all(),
+                                       ~((gt_set_index < -1) | (gt_set_index >= anchors.num_sets)).any())).tolist()
+        if not finite:
+            raise DataError("gt_boxes contain NaN or infinite values in x, y, z, dx, dy, dz or yaw")
+        if not sets_ok:
+            raise DataError(f"gt_set_index must be -1 or an anchor set index below {anchors.num_sets}")
     if params.nearest_convention not in _CONVENTIONS:
         raise ConfigError(f"nearest_convention must be one of {list(_CONVENTIONS)}, got {params.nearest_convention!r}")
     if params.framework is Framework.ATSS:
@@ -225,16 +230,22 @@ def _touched(anchors: Anchors, cand_a: torch.Tensor, cand_g: torch.Tensor, iou: 
     return uniq, inv, a_max, a_arg, g_max
 
 
-def _set_band_counts(anchors: Anchors, set_t: torch.Tensor, band_t: torch.Tensor, neg: torch.Tensor,
-                     ign: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """int64 ``[S, B]`` counts of the touched anchors: all of them, the ``neg`` ones and the ``ign`` ones (one
-    scatter and one device-to-host copy for the three)."""
+def _set_band_counts_t(anchors: Anchors, set_t: torch.Tensor, band_t: torch.Tensor, neg: torch.Tensor,
+                       ign: torch.Tensor) -> torch.Tensor:
+    """int64 ``[3, S, B]`` counts of the touched anchors (on their device): all of them, the ``neg`` ones and the
+    ``ign`` ones (one scatter for the three)."""
     nb = len(anchors.bands)
     key = set_t * nb + band_t
     weights = torch.stack((torch.ones_like(neg), neg, ign)).to(torch.int64)  # [3, T]
     out = torch.zeros((3, anchors.num_sets * nb), dtype=torch.int64, device=key.device)
     out.index_add_(1, key, weights)
-    touched, n, i = out.view(3, anchors.num_sets, nb).cpu().numpy()
+    return out.view(3, anchors.num_sets, nb)
+
+
+def _set_band_counts(anchors: Anchors, set_t: torch.Tensor, band_t: torch.Tensor, neg: torch.Tensor,
+                     ign: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_set_band_counts_t` as numpy ``(touched, neg, ign)``."""
+    touched, n, i = _set_band_counts_t(anchors, set_t, band_t, neg, ign).cpu().numpy()
     return touched, n, i
 
 
@@ -275,36 +286,50 @@ def _assign_pcdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     neg = ~forced & (a_max < anchors.unmatched_threshold.index_select(0, set_t))
     ign = ~pos & ~neg
 
-    pos_gt = a_arg[pos]  # pcdet identity: the anchor's own best GT, forced or not
-    gt_num_pos = torch.bincount(pos_gt, minlength=k)[:k]
-    gt_num_forced = torch.bincount(a_arg[forced], minlength=k)[:k]
-    num_pos_per_set = torch.bincount(set_t[pos], minlength=s_num)
+    # Counts by scatter-add over the touched anchors (the same integers as bincounts of masked selections) and the
+    # positives / ignores by one index list each, so that on CUDA the frame synchronises for the two index lists
+    # and one packed device-to-host copy (`to_host`) only.
+    pos_idx = torch.nonzero(pos).squeeze(1)
+    ign_idx = torch.nonzero(ign).squeeze(1)
+    pos_gt = a_arg.index_select(0, pos_idx)  # pcdet identity: the anchor's own best GT, forced or not
+    zeros_k = torch.zeros(k + 1, dtype=torch.int64, device=dev)  # slot k as bincount(...)[:k] drops
+    gt_num_pos = zeros_k.scatter_add(0, a_arg, pos.to(torch.int64))[:k]
+    gt_num_forced = zeros_k.scatter_add(0, a_arg, forced.to(torch.int64))[:k]
+    num_pos_per_set = torch.zeros(s_num, dtype=torch.int64, device=dev).scatter_add(0, set_t, pos.to(torch.int64))
+    has_set = gt_set >= 0
+    gt_per_set_t = torch.zeros(s_num, dtype=torch.int64, device=dev).scatter_add(
+        0, gt_set.clamp_min(0), has_set.to(torch.int64))
+    pos_forced = (forced & (a_max < anchors.matched_threshold.index_select(0, set_t))).index_select(0, pos_idx)
+    (gt_per_set, sb, gt_num_pos_np, gt_num_forced_np, g_max_np, pos_gt_np, pos_iou_np, num_pos_per_set_np,
+     pos_anchor_np, pos_forced_np, ign_anchor_np) = to_host(
+        gt_per_set_t, _set_band_counts_t(anchors, set_t, band_t, neg, ign), gt_num_pos, gt_num_forced, g_max, pos_gt,
+        a_max.index_select(0, pos_idx), num_pos_per_set, uniq.index_select(0, pos_idx), pos_forced,
+        uniq.index_select(0, ign_idx))
+    touched, neg_sb, ign_sb = sb
 
     # Untouched anchors have IoU 0 with every GT of their set: negative if 0 < T_neg or the set has no GT at all.
-    gt_per_set = torch.bincount(gt_set[gt_set >= 0], minlength=s_num).cpu().numpy()
     unmatched = np.array([s.unmatched_threshold for s in anchors.layout.anchor_sets], dtype=np.float32)
     untouched_neg = (gt_per_set == 0) | (np.float32(0) < unmatched)
-    touched, neg_sb, ign_sb = _set_band_counts(anchors, set_t, band_t, neg, ign)
     untouched = anchors.band_counts - touched
     num_neg = neg_sb + np.where(untouched_neg[:, None], untouched, 0)
     num_ign = ign_sb + np.where(untouched_neg[:, None], 0, untouched)
 
-    gt_num_pos_np = gt_num_pos.cpu().numpy().astype(np.int64)
-    g_max_np = g_max.cpu().numpy().astype(np.float32)
+    gt_num_pos_np = gt_num_pos_np.astype(np.int64)
+    g_max_np = g_max_np.astype(np.float32)
     return FrameAssignment(
         gt_num_pos=gt_num_pos_np,
-        gt_num_forced=gt_num_forced.cpu().numpy().astype(np.int64),
+        gt_num_forced=gt_num_forced_np.astype(np.int64),
         gt_max_iou=g_max_np,
         gt_zero_pos_reason=_reasons(gt_num_pos_np, g_max_np, g_max_np == 0, np.zeros(k, dtype=bool)),
-        pos_gt_index=pos_gt.cpu().numpy().astype(np.int64),
-        pos_iou=a_max[pos].cpu().numpy().astype(np.float32),
-        num_pos_per_set=num_pos_per_set.cpu().numpy().astype(np.int64),
+        pos_gt_index=pos_gt_np.astype(np.int64),
+        pos_iou=pos_iou_np.astype(np.float32),
+        num_pos_per_set=num_pos_per_set_np.astype(np.int64),
         num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=num_ign.astype(np.int64),
         num_candidates=int(cand_a.numel()),
-        pos_anchor_index=uniq[pos].cpu().numpy().astype(np.int64),
-        pos_forced=(forced & (a_max < anchors.matched_threshold.index_select(0, set_t)))[pos].cpu().numpy(),
-        ignore_anchor_index=uniq[ign].cpu().numpy().astype(np.int64),
+        pos_anchor_index=pos_anchor_np.astype(np.int64),
+        pos_forced=pos_forced_np,
+        ignore_anchor_index=ign_anchor_np.astype(np.int64),
     )
 
 
@@ -387,19 +412,29 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     # IoU of a positive with its credited GT: a forced anchor sits at its forcing GT's g_max.
     pos_iou_t = torch.where(forced, g_max.index_select(0, forcing.clamp_min(0)) if k else a_max, a_max)
 
-    pos_gt = credit[pos]
-    gt_num_pos = torch.bincount(pos_gt, minlength=k)[:k].cpu().numpy().astype(np.int64)
-    gt_num_forced = torch.bincount(forcing[forced], minlength=k)[:k].cpu().numpy().astype(np.int64)
+    # One index list per selection and one packed device-to-host copy (`to_host`; one sync on CUDA).
+    pos_idx = torch.nonzero(pos).squeeze(1)
+    ign_idx = torch.nonzero(ign).squeeze(1)
+    pos_gt = credit.index_select(0, pos_idx)
+    forcing_f = forcing.index_select(0, torch.nonzero(forced).squeeze(1))
     if agnostic:
         pos_set = gt_set.index_select(0, pos_gt)
-        num_pos_per_set = torch.bincount(pos_set[pos_set >= 0], minlength=s_num).cpu().numpy().astype(np.int64)
+        pos_set_ok = pos_set.index_select(0, torch.nonzero(pos_set >= 0).squeeze(1))
     else:
-        num_pos_per_set = torch.bincount(set_t[pos], minlength=s_num).cpu().numpy().astype(np.int64)
+        pos_set_ok = set_t.index_select(0, pos_idx)
+    (gt_num_pos, gt_num_forced, num_pos_per_set, sb, zmax_np, pos_gt_np, pos_iou_np, pos_anchor_np, pos_forced_np,
+     g_max_np, gate_np, in_dom_np, ign_anchor_np) = to_host(
+        torch.bincount(pos_gt, minlength=k)[:k], torch.bincount(forcing_f, minlength=k)[:k],
+        torch.bincount(pos_set_ok, minlength=s_num), _set_band_counts_t(anchors, set_t, band_t, neg, ign), zmax_dom,
+        pos_gt, pos_iou_t.index_select(0, pos_idx), uniq.index_select(0, pos_idx),
+        (forced & ~by_thr).index_select(0, pos_idx), g_max, gate, in_dom, uniq.index_select(0, ign_idx))
+    gt_num_pos = gt_num_pos.astype(np.int64)
+    gt_num_forced = gt_num_forced.astype(np.int64)
+    num_pos_per_set = num_pos_per_set.astype(np.int64)
 
     # Untouched anchors (IoU 0 with every GT of their domain).
-    touched, neg_sb, ign_sb = _set_band_counts(anchors, set_t, band_t, neg, ign)
+    touched, neg_sb, ign_sb = sb
     untouched = anchors.band_counts - touched  # [S, B]
-    zmax_np = zmax_dom.cpu().numpy()
     set_dom = np.zeros(s_num, dtype=np.int64) if agnostic else np.arange(s_num)
     claim = zmax_np[set_dom]  # [S]: GT claiming the untouched anchors of each set, or -1
     if agnostic:
@@ -413,9 +448,9 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
     num_neg = neg_sb + np.where(untouched_neg[:, None], untouched, 0)
     num_ign = ign_sb + np.where(untouched_ign[:, None], untouched, 0)
 
-    pos_gt_np = pos_gt.cpu().numpy().astype(np.int64)
-    pos_iou_np = pos_iou_t[pos].cpu().numpy().astype(np.float32)
-    pos_anchor_np = uniq[pos].cpu().numpy().astype(np.int64)
+    pos_gt_np = pos_gt_np.astype(np.int64)
+    pos_iou_np = pos_iou_np.astype(np.float32)
+    pos_anchor_np = pos_anchor_np.astype(np.int64)
     claimed = untouched.sum(axis=1)
     extra_gt, extra_n, extra_anchor = [], [], []
     for s in np.nonzero(claim >= 0)[0]:  # loop over anchor sets only (the min_pos_iou = 0 corner case)
@@ -433,16 +468,13 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         in_set = anchors.set_index == int(s)
         in_set[uniq] = False  # the set's untouched anchors
         extra_anchor.append(torch.nonzero(in_set)[:, 0].cpu().numpy().astype(np.int64))
-    pos_forced_np = (forced & ~by_thr)[pos].cpu().numpy()
     if extra_gt:
         pos_gt_np = np.concatenate([pos_gt_np, *extra_gt])
         pos_iou_np = np.concatenate([pos_iou_np, np.zeros(sum(extra_n), dtype=np.float32)])
         pos_anchor_np = np.concatenate([pos_anchor_np, *extra_anchor])
         pos_forced_np = np.concatenate([pos_forced_np, np.ones(sum(extra_n), dtype=bool)])
 
-    g_max_np = g_max.cpu().numpy().astype(np.float32)
-    gate_np = gate.cpu().numpy()
-    in_dom_np = in_dom.cpu().numpy()
+    g_max_np = g_max_np.astype(np.float32)
     pos_thr_gt = (
         np.full(k, pos_thr, dtype=np.float32) if agnostic
         else np.array([sets[s].matched_threshold if s >= 0 else np.inf for s in gt_set.cpu().tolist()], np.float32)
@@ -463,7 +495,7 @@ def _assign_mmdet(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, para
         num_candidates=int(cand_a.numel()),
         pos_anchor_index=pos_anchor_np,
         pos_forced=pos_forced_np,
-        ignore_anchor_index=uniq[ign].cpu().numpy().astype(np.int64),
+        ignore_anchor_index=ign_anchor_np.astype(np.int64),
     )
 
 
@@ -550,36 +582,40 @@ def _assign_atss(anchors: Anchors, gt: torch.Tensor, gt_set: torch.Tensor, param
         )
     # One assigner per anchor set, as upstream, all sets in one vectorised call: set s sees its anchors in the
     # layout's flat order restricted to s (upstream's view(-1, 7) / multihead permute) and every GT.
-    r = atss_assign_sets(anchors.boxes, gt, gt_set, params.atss_topk, index=_atss_index(anchors),
-                         upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d,
-                         pairs=_atss_pairs(anchors, gt))
-    assigned_t, iou_t, forced_t = r.assigned_gt, r.iou, r.forced
+    r = atss_positives_sets(anchors.boxes, gt, gt_set, params.atss_topk, index=_atss_index(anchors),
+                            upstream_quirks=params.atss_upstream_quirks, margin_compat=True, iou_3d=iou_3d,
+                            pairs=_atss_pairs(anchors, gt))
     set_t = anchors.set_index
-    pos = assigned_t >= 0
-    # Positives listed set by set (each in anchor order), as one assigner per set would produce them.
-    pos_idx = torch.nonzero(pos).squeeze(1)
-    pos_idx = pos_idx[torch.argsort(set_t[pos_idx], stable=True)]
-    pos_gt = assigned_t[pos_idx]
+    # Positives listed set by set (each in anchor order), as one assigner per set would produce them. ``r.anchor``
+    # is ascending, so no pass over all anchors is needed.
+    by_set = torch.argsort(set_t.index_select(0, r.anchor), stable=True)
+    pos_idx = r.anchor.index_select(0, by_set)
+    pos_gt = r.assigned_gt.index_select(0, by_set)
+    pos_iou_t, pos_forced_t = r.iou.index_select(0, by_set), r.forced.index_select(0, by_set)
     # No ignore state: negatives = the static per-set/band anchor totals minus the positives (no pass over A).
     pos_key = set_t.index_select(0, pos_idx) * nb + anchors.band_index.index_select(0, pos_idx)
-    num_pos_sb = torch.bincount(pos_key, minlength=s_num * nb).view(s_num, nb).cpu().numpy()
+    # One packed device-to-host copy for the frame (`to_host`: one sync on CUDA).
+    num_pos_sb, gt_num_pos, g_max_np, gt_num_forced, pos_gt_np, pos_iou_np, num_pos_set, pos_idx_np, pos_forced_np = \
+        to_host(torch.bincount(pos_key, minlength=s_num * nb).view(s_num, nb), torch.bincount(pos_gt, minlength=k),
+                r.gt_max_iou.amax(dim=0), torch.bincount(pos_gt[pos_forced_t], minlength=k), pos_gt, pos_iou_t,
+                torch.bincount(set_t.index_select(0, pos_idx), minlength=s_num), pos_idx, pos_forced_t)
     num_neg = anchors.band_counts - num_pos_sb
-    gt_num_pos = torch.bincount(pos_gt, minlength=k).cpu().numpy().astype(np.int64)
-    g_max_np = r.gt_max_iou.amax(dim=0).cpu().numpy().astype(np.float32)
+    gt_num_pos = gt_num_pos.astype(np.int64)
+    g_max_np = g_max_np.astype(np.float32)
     reason = np.full(k, None, dtype=object)
     reason[gt_num_pos == 0] = schema.REASON_TAKEN  # every GT forces one anchor per set: lost only to a later GT
     return FrameAssignment(
         gt_num_pos=gt_num_pos,
-        gt_num_forced=torch.bincount(assigned_t[forced_t], minlength=k).cpu().numpy().astype(np.int64),
+        gt_num_forced=gt_num_forced.astype(np.int64),
         gt_max_iou=g_max_np,
         gt_zero_pos_reason=reason,
-        pos_gt_index=pos_gt.cpu().numpy().astype(np.int64),
-        pos_iou=iou_t[pos_idx].cpu().numpy().astype(np.float32),
-        num_pos_per_set=torch.bincount(set_t[pos_idx], minlength=s_num).cpu().numpy().astype(np.int64),
+        pos_gt_index=pos_gt_np.astype(np.int64),
+        pos_iou=pos_iou_np.astype(np.float32),
+        num_pos_per_set=num_pos_set.astype(np.int64),
         num_neg_per_set_band=num_neg.astype(np.int64),
         num_ignore_per_set_band=np.zeros((s_num, nb), dtype=np.int64),
         num_candidates=r.num_iou_pairs,
-        pos_anchor_index=pos_idx.cpu().numpy().astype(np.int64),
-        pos_forced=forced_t[pos_idx].cpu().numpy(),
+        pos_anchor_index=pos_idx_np.astype(np.int64),
+        pos_forced=pos_forced_np,
         ignore_anchor_index=np.zeros(0, dtype=np.int64),
     )

@@ -43,6 +43,8 @@ Speed (results identical to a dense ``[A, K]`` search over every anchor, which t
   the kernel margin plus 2 cm, on either box's axes, with relative slack). Pairs with nearly parallel edges are never
   pruned (the margin kernel's near-collinear crossings are not bounded by the geometry). Each evaluated pair goes
   through the same elementwise kernel as before, so its IoU has the same bits.
+* Result: steps 5 and 6 reduce over the distinct positive and forced anchors only; `atss_positives_sets` returns
+  those (what `count` needs), `atss_assign_sets` the dense ``[A]`` form built from them.
 """
 
 from __future__ import annotations
@@ -102,6 +104,25 @@ class AtssAssignment:
     @property
     def num_pos(self) -> int:
         return int(self.positive.sum())
+
+
+@dataclass(frozen=True)
+class AtssPositives:
+    """The positive anchors of `atss_positives_sets` only (the sparse form of `AtssAssignment`: no ``[A]`` tensor
+    is built or scanned). Per-GT fields as `AtssAssignment` with its set axis."""
+
+    anchor: torch.Tensor
+    """int64 ``[N]``: the positive anchors, ascending."""
+    assigned_gt: torch.Tensor
+    """int64 ``[N]``: their GT."""
+    iou: torch.Tensor
+    """``[N]`` (anchor dtype): IoU with that GT."""
+    forced: torch.Tensor
+    """bool ``[N]``: forced (step 6)."""
+    candidates: torch.Tensor
+    threshold: torch.Tensor
+    gt_max_iou: torch.Tensor
+    num_iou_pairs: int = 0
 
 
 @dataclass(frozen=True)
@@ -209,12 +230,19 @@ def _expand_ranges(starts: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tens
     return rid, starts[rid] + offs
 
 
-def _rank_entries(e_a: torch.Tensor, e_v: torch.Tensor, e_d: torch.Tensor, n_v: int):
+def _rank_entries(e_a: torch.Tensor, e_v: torch.Tensor, e_d: torch.Tensor, n_v: int, n_a: int):
     """Sort (anchor, virtual GT, distance) entries by (v, distance, anchor); returns them with each entry's rank
     within its v and the entries per v."""
-    perm = torch.argsort(e_a, stable=True)
-    perm = perm[torch.argsort(e_d[perm], stable=True)]
-    perm = perm[torch.argsort(e_v[perm], stable=True)]
+    if e_d.dtype == torch.float32 and n_v <= (1 << 13) and n_a <= (1 << 19):
+        # One sort of a packed int64 key (v, distance bits, anchor): a norm is a non-negative float32 (finite
+        # inputs; +inf at worst), which orders like its bit pattern, and (v, anchor) is unique, so this is the
+        # order of the three stable sorts below.
+        key = (e_v << 50) | (e_d.view(torch.int32).to(torch.int64) << 19) | e_a
+        perm = torch.argsort(key)
+    else:
+        perm = torch.argsort(e_a, stable=True)
+        perm = perm[torch.argsort(e_d[perm], stable=True)]
+        perm = perm[torch.argsort(e_v[perm], stable=True)]
     e_a, e_v, e_d = e_a[perm], e_v[perm], e_d[perm]
     counts = torch.bincount(e_v, minlength=n_v)
     rank = torch.arange(e_v.shape[0], device=e_v.device) - (torch.cumsum(counts, 0) - counts)[e_v]
@@ -263,8 +291,8 @@ def _nearest_candidates(index: AtssAnchorIndex, anchors_xyz: torch.Tensor, gt_xy
     stop = torch.searchsorted(index.keys, row_key + hi[w_v, 0], right=True)
     rid, pos = _expand_ranges(start, stop - start)
     e_v, e_a = w_v[rid], index.order[pos]
-    e_d = (anchors_xyz[e_a] - gt_xyz[v_gt[e_v]]).norm(dim=-1)  # upstream's op order, same bits as the dense matrix
-    e_a, e_v, e_d, rank, counts = _rank_entries(e_a, e_v, e_d, n_v)
+    e_d = (anchors_xyz.index_select(0, e_a) - gt_xyz.index_select(0, v_gt.index_select(0, e_v))).norm(dim=-1)  # upstream's op order, same bits as the dense matrix
+    e_a, e_v, e_d, rank, counts = _rank_entries(e_a, e_v, e_d, n_v, index.num_anchors)
 
     kth = torch.full((n_v,), math.inf, dtype=torch.float64, device=dev)
     full = counts >= topk
@@ -281,7 +309,7 @@ def _nearest_candidates(index: AtssAnchorIndex, anchors_xyz: torch.Tensor, gt_xy
         keep = ok[e_v]
         e_a, e_v, e_d, rank, counts = _rank_entries(torch.cat((e_a[keep], table[r, c])),
                                                     torch.cat((e_v[keep], fail[r])),
-                                                    torch.cat((e_d[keep], d[r, c])), n_v)
+                                                    torch.cat((e_d[keep], d[r, c])), n_v, index.num_anchors)
     return e_a[rank < topk].view(n_v, topk).t().contiguous(), int(fail.numel())
 
 
@@ -413,6 +441,26 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     Returns an `AtssAssignment` whose per-GT fields carry a set axis (``threshold [S, K]``, ...). Inputs are not
     modified.
     """
+    r = atss_positives_sets(anchors, gt_boxes, gt_labels, topk, anchor_set=anchor_set, index=index,
+                            upstream_quirks=upstream_quirks, margin_compat=margin_compat, iou_3d=iou_3d, pairs=pairs)
+    n_a, device = anchors.shape[0], anchors.device
+    assigned_gt = torch.full((n_a,), -1, dtype=torch.int64, device=device)
+    assigned_gt[r.anchor] = r.assigned_gt
+    labels = torch.full((n_a,), -1, dtype=torch.int64, device=device)
+    labels[r.anchor] = gt_labels.to(torch.int64).index_select(0, r.assigned_gt)
+    iou = anchors.new_zeros(n_a)
+    iou[r.anchor] = r.iou
+    forced = torch.zeros(n_a, dtype=torch.bool, device=device)
+    forced[r.anchor] = r.forced
+    return AtssAssignment(assigned_gt, labels, iou, forced, r.candidates, r.threshold, r.gt_max_iou, r.num_iou_pairs)
+
+
+def atss_positives_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, topk: int = 9, *,
+                        anchor_set: torch.Tensor | None = None, index: AtssAnchorIndex | None = None,
+                        upstream_quirks: bool = False, margin_compat: bool = False, iou_3d: bool = False,
+                        pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> AtssPositives:
+    """`atss_assign_sets` returning only the positive anchors (`AtssPositives`): the same assignment, with no pass
+    over all anchors (the count path; ``[A]`` tensors cost more than the whole sparse search)."""
     check_pair("anchors", anchors, "gt_boxes", gt_boxes)
     n_a, n_g = anchors.shape[0], gt_boxes.shape[0]
     if not isinstance(gt_labels, torch.Tensor) or gt_labels.shape != (n_g,):
@@ -425,13 +473,12 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     elif index.num_anchors != n_a:
         raise DataError(f"index: built for {index.num_anchors} anchors, got {n_a}")
     device, n_s = anchors.device, index.num_sets
-    background = torch.full((n_a,), -1, dtype=torch.int64, device=device)
     if n_g == 0:
         # Upstream never sees an empty frame in training (the dataset resamples); all background here.
-        return AtssAssignment(background, background.clone(), anchors.new_zeros(n_a),
-                              torch.zeros(n_a, dtype=torch.bool, device=device),
-                              torch.zeros((min(topk, n_a), n_s, 0), dtype=torch.int64, device=device),
-                              anchors.new_zeros((n_s, 0)), anchors.new_zeros((n_s, 0)), 0)
+        none = torch.zeros(0, dtype=torch.int64, device=device)
+        return AtssPositives(none, none.clone(), anchors.new_zeros(0), torch.zeros(0, dtype=torch.bool, device=device),
+                             torch.zeros((min(topk, n_a), n_s, 0), dtype=torch.int64, device=device),
+                             anchors.new_zeros((n_s, 0)), anchors.new_zeros((n_s, 0)), 0)
     if n_s == 0 or int(index.set_count.min()) < topk:
         fewest = int(index.set_count.min()) if n_s else 0
         raise ConfigError(f"ATSS topk={topk} exceeds the number of anchors ({fewest})")
@@ -483,13 +530,13 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     is_pos = cand_iou >= threshold[None, :]
 
     # BEV inside test in the GT's frame (rotate the offset by -yaw).
-    g_flat = g_of_cand.reshape(-1)
-    off = anchors[cand.reshape(-1), 0:2] - gt_boxes[g_flat, 0:2]
-    yaw = gt_boxes[g_flat, 6]
+    g_rows = gt_boxes.index_select(0, g_of_cand.reshape(-1))
+    off = anchors.index_select(0, c_a)[:, 0:2] - g_rows[:, 0:2]
+    yaw = g_rows[:, 6]
     c, s = torch.cos(yaw), torch.sin(yaw)
     x_local = off[:, 0] * c + off[:, 1] * s
     y_local = -off[:, 0] * s + off[:, 1] * c
-    dims = gt_boxes[g_flat, 3:5]
+    dims = g_rows[:, 3:5]
     if upstream_quirks:
         # atss_target_assigner.py indexes dims [1, 0] ("bugfixed"): x_local against dy, y_local against dx.
         dims = dims[:, [1, 0]]
@@ -497,28 +544,39 @@ def atss_assign_sets(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: t
     inside = (x_local <= half[:, 0]) & (x_local >= -half[:, 0]) & (y_local <= half[:, 1]) & (y_local >= -half[:, 1])
     is_pos = is_pos & inside.view(topk, n_v)
 
-    # Step 5: an anchor positive for several GT keeps the highest IoU; ties go to the lower GT index.
+    # Step 5: an anchor positive for several GT keeps the highest IoU; ties go to the lower GT index. Per distinct
+    # positive anchor (sorted), the same max / min reductions as over all anchors.
     p_a5, p_v5, p_iou5 = cand[is_pos], v_of_cand[is_pos], cand_iou[is_pos]
-    best = torch.full((n_a,), float("-inf"), dtype=anchors.dtype, device=device)
-    best = best.scatter_reduce(0, p_a5, p_iou5, reduce="amax")
-    winner = p_iou5 == best[p_a5]
-    big = torch.full((n_a,), n_v, dtype=torch.int64, device=device)
-    assigned = big.scatter_reduce(0, p_a5[winner], p_v5[winner], reduce="amin")
-    assigned = torch.where(assigned == n_v, background, assigned)
-    iou = torch.where(assigned >= 0, best, anchors.new_zeros(()))
+    u5, inv5 = torch.unique(p_a5, sorted=True, return_inverse=True)
+    best = torch.full((u5.numel(),), float("-inf"), dtype=anchors.dtype, device=device)
+    best = best.scatter_reduce(0, inv5, p_iou5, reduce="amax")
+    winner = p_iou5 == best.index_select(0, inv5)
+    assigned5 = torch.full((u5.numel(),), n_v, dtype=torch.int64, device=device).scatter_reduce(
+        0, inv5[winner], p_v5[winner], reduce="amin")
 
     # Step 6: forced argmax anchor per GT over the set's anchors (first index; all-zero IoU -> the set's first).
     g_max = anchors.new_zeros(n_v).scatter_reduce(0, all_v, all_iou, reduce="amax", include_self=True)
-    at_max = (all_iou == g_max[all_v]) & (g_max[all_v] > 0)
+    g_max_all = g_max.index_select(0, all_v)
+    at_max = (all_iou == g_max_all) & (g_max_all > 0)
     g_arg = index.set_first.repeat_interleave(n_g).scatter_reduce(
         0, all_v[at_max], all_a[at_max], reduce="amin", include_self=False)
     # Upstream's duplicate-index scatter has no defined winner; the highest GT index wins here.
-    forced_v = torch.full((n_a,), -1, dtype=torch.int64, device=device).scatter_reduce(
-        0, g_arg, torch.arange(n_v, device=device), reduce="amax", include_self=True)
-    forced = forced_v >= 0
-    assigned = torch.where(forced, forced_v, assigned)
-    iou = torch.where(forced, g_max[forced_v.clamp_min(0)], iou)
-    assigned_gt = torch.where(assigned >= 0, v_gt[assigned.clamp_min(0)], background)
-    labels = torch.where(assigned_gt >= 0, gt_labels.to(torch.int64)[assigned_gt.clamp_min(0)], background)
-    return AtssAssignment(assigned_gt, labels, iou, forced, cand.view(topk, n_s, n_g), threshold.view(n_s, n_g),
-                          g_max.view(n_s, n_g), int(all_a.numel()))
+    u6, inv6 = torch.unique(g_arg, sorted=True, return_inverse=True)
+    forced_v = torch.full((u6.numel(),), -1, dtype=torch.int64, device=device).scatter_reduce(
+        0, inv6, torch.arange(n_v, device=device), reduce="amax", include_self=True)
+
+    # A forced anchor overwrites its step-5 result: sort forced entries before step-5 ones of the same anchor and
+    # keep the first entry of every anchor.
+    e_anchor = torch.cat((u6, u5))
+    e_v = torch.cat((forced_v, assigned5))
+    e_iou = torch.cat((g_max.index_select(0, forced_v), best))
+    e_forced = torch.cat((torch.ones_like(u6, dtype=torch.bool), torch.zeros_like(u5, dtype=torch.bool)))
+    order = torch.argsort(e_anchor, stable=True)
+    e_anchor = e_anchor.index_select(0, order)
+    first = torch.ones_like(e_anchor, dtype=torch.bool)
+    first[1:] = e_anchor[1:] != e_anchor[:-1]
+    keep = order[first]
+    assigned_v = e_v.index_select(0, keep)
+    return AtssPositives(e_anchor[first], v_gt.index_select(0, assigned_v), e_iou.index_select(0, keep),
+                         e_forced.index_select(0, keep), cand.view(topk, n_s, n_g), threshold.view(n_s, n_g),
+                         g_max.view(n_s, n_g), int(all_a.numel()))

@@ -158,15 +158,27 @@ def _inter_area_pcdet_margin(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             & (torch.minimum(p0y, p1y) <= torch.maximum(q0y, q1y))
             & (torch.minimum(q0y, q1y) <= torch.maximum(p0y, p1y)))
 
-    def cross3(ax_, ay_, bx_, by_, ox, oy):  # kernel cross(p1, p2, p0)
-        return (ax_ - ox) * (by_ - oy) - (bx_ - ox) * (ay_ - oy)
-
-    s1 = cross3(q0x, q0y, p1x, p1y, p0x, p0y)
-    s2 = cross3(p1x, p1y, q1x, q1y, p0x, p0y)
-    s3 = cross3(p0x, p0y, q1x, q1y, q0x, q0y)
-    s4 = cross3(q1x, q1y, p1x, p1y, q0x, q0y)
+    # The kernel's cross(p1, p2, p0) = (p1 - p0) x (p2 - p0) for s1..s5, with each coordinate difference computed
+    # once (the same float operations in the same order, so the same bits). s3 and s4 only enter ``s3 * s4 > 0``,
+    # where the sign of a zero is irrelevant: s3 = (p0 - q0) x (q1 - q0) is formed from -(q0 - p0), i.e. as
+    # ``dqx * B1 - A1 * dqy``, equal in value to the kernel's product difference (negation is exact).
+    dpx, dpy = p1x - p0x, p1y - p0y  # [P, 4, 1]
+    dqx, dqy = q1x - q0x, q1y - q0y  # [P, 1, 4]
+    a1x, a1y = q0x - p0x, q0y - p0y  # [P, 4, 4]
+    a2x, a2y = q1x - p0x, q1y - p0y
+    s1 = a1x * dpy - dpx * a1y
+    s2 = dpx * a2y - a2x * dpy
+    s3 = dqx * a1y - a1x * dqy
+    s4 = dqx * (p1y - q0y) - (p1x - q0x) * dqy
     ok = rect & (s1 * s2 > 0) & (s3 * s4 > 0)  # [P, 4, 4]
-    s5 = cross3(q1x, q1y, p1x, p1y, p0x, p0y)
+    # Crossing points only where the kernel takes them (``ok``, a few of the 16 edge pairs): the same elementwise
+    # formulas on the gathered operands, so the same bits; the other entries are never read (masked by ``valid``).
+    sel = torch.nonzero(ok.reshape(-1)).squeeze(1)  # flat (pair, edge i of A, edge j of B)
+    ip, iq = sel // 4, (sel // 16) * 4 + sel % 4  # rows of the [P, 4, 1] (A edge) and [P, 1, 4] (B edge) operands
+    p0x, p0y, p1x, p1y = (t.reshape(-1).index_select(0, ip) for t in (p0x, p0y, p1x, p1y))
+    q0x, q0y, q1x, q1y = (t.reshape(-1).index_select(0, iq) for t in (q0x, q0y, q1x, q1y))
+    s1 = s1.reshape(-1).index_select(0, sel)
+    s5 = (q1x - p0x) * (p1y - p0y) - (p1x - p0x) * (q1y - p0y)
     den = s5 - s1
     main = den.abs() > BEV_EPS
     den_safe = torch.where(main, den, torch.ones_like(den))
@@ -178,8 +190,8 @@ def _inter_area_pcdet_margin(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     c1 = q0x * q1y - q1x * q0y
     d = a0 * b1 - a1 * b0
     d_safe = torch.where(d == 0, torch.ones_like(d), d)
-    ix = torch.where(main, ix_main, (b0 * c1 - b1 * c0) / d_safe)
-    iy = torch.where(main, iy_main, (a1 * c0 - a0 * c1) / d_safe)
+    ix = ax.new_zeros(n * 16).index_copy_(0, sel, torch.where(main, ix_main, (b0 * c1 - b1 * c0) / d_safe))
+    iy = ax.new_zeros(n * 16).index_copy_(0, sel, torch.where(main, iy_main, (a1 * c0 - a0 * c1) / d_safe))
 
     b_in_a = _in_box_margin(a, bx, by)  # [P, 4]
     a_in_b = _in_box_margin(b, ax, ay)
