@@ -377,9 +377,12 @@ def test_committed_fixtures_equal_the_generator(tmp_path):
             for k, (x, y) in enumerate(zip(a, b)):
                 same(x, y, f"{where}[{k}]")
         elif isinstance(a, np.ndarray) and a.dtype.kind == "f":
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9, err_msg=where)  # BLAS rounding may differ
+            # BLAS rounding may differ between kernels (OPENBLAS_CORETYPE). The KITTI calibration path runs in
+            # float32 as OpenPCDet's does (stored as float64), so one float32 ulp (~1.2e-7 relative) can differ.
+            assert a.dtype == b.dtype, where
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6, err_msg=where)
         elif isinstance(a, float):
-            assert a == pytest.approx(b, rel=1e-12, abs=1e-9, nan_ok=True), where
+            assert a == pytest.approx(b, rel=1e-6, abs=1e-6, nan_ok=True), where  # float32 matrix products, as above
         elif isinstance(a, np.ndarray):
             np.testing.assert_array_equal(a, b, err_msg=where)
         else:
