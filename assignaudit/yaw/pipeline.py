@@ -9,9 +9,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from assignaudit.errors import ConfigError
 from assignaudit.report import base_metadata, config_sha256, write_parquet
-from assignaudit.schema import NMS_SWEEP_FILE, PREDICTIONS_FILE, YAW_HIST_FILE, YAW_SUMMARY_FILE
+from assignaudit.schema import (
+    NMS_SWEEP_FILE, PREDICTIONS_COLUMNS, PREDICTIONS_EXTRA_COLUMNS, PREDICTIONS_FILE, YAW_HIST_FILE, YAW_SUMMARY_FILE,
+)
 from assignaudit.yaw.analysis import EvalData, YawOptions, YawTables, analyse
 from assignaudit.yaw.nms import NmsSettings
 from assignaudit.yaw.predictions import load_predictions
@@ -151,6 +155,45 @@ def _options_dict(options: YawOptions) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=str))
 
 
+PREDICTIONS_ROW_GROUP = 262_144
+"""Rows per Parquet row group of ``predictions.parquet``: the table is streamed one row group at a time."""
+
+PREDICTIONS_SCHEMA = pa.schema(
+    [("sample_token", pa.large_string()), ("index", pa.int64()), ("class", pa.large_string()),
+     *[(k, pa.float64()) for k in ("score", "x", "y", "z", "dx", "dy", "dz", "yaw")],
+     ("matched_ann_token", pa.large_string()), ("center_dist", pa.float64()), ("yaw_residual", pa.float64()),
+     *[(k, pa.bool_()) for k in ("is_flip", "is_duplicate", "kept_by_nms", "is_duplicate_gt")],
+     ("band", pa.large_string())])
+"""The Arrow schema of ``predictions.parquet`` (what pandas' string columns convert to)."""
+
+
+def write_predictions(path: Path, columns, metadata: dict[str, Any],
+                      rows_per_group: int | None = None) -> Path:
+    """``predictions.parquet`` from `analysis.PredictionColumns`, atomically, one row group of
+    ``rows_per_group`` (default `PREDICTIONS_ROW_GROUP`) rows built and written at a time."""
+    import pyarrow.parquet as pq
+
+    from assignaudit.errors import ReportError
+    from assignaudit.report import METADATA_KEY, atomic_target, fault
+
+    assert list(PREDICTIONS_SCHEMA.names) == list(PREDICTIONS_COLUMNS) + list(PREDICTIONS_EXTRA_COLUMNS)
+    rows = PREDICTIONS_ROW_GROUP if rows_per_group is None else int(rows_per_group)
+    meta = {METADATA_KEY.encode(): json.dumps(metadata, sort_keys=True, default=str).encode()}
+    schema = PREDICTIONS_SCHEMA.with_metadata(meta)
+    path = Path(path)
+    try:
+        with atomic_target(path) as tmp:
+            fault("write")
+            with pq.ParquetWriter(tmp, schema) as w:
+                if len(columns) == 0:
+                    w.write_table(schema.empty_table())
+                for batch in columns.arrow_batches(schema, rows):
+                    w.write_table(batch, row_group_size=rows)
+    except OSError as err:
+        raise ReportError(f"cannot write {path}: {err.strerror or err}") from None
+    return path
+
+
 def write_yaw_reports(report: YawReport, out_dir: Path, plot: Path | None = None) -> list[Path]:
     """Write yaw_summary, yaw_hist, predictions (and nms_sweep when present) into ``out_dir`` as one report set
     (`assignaudit.report_set`). ``plot``: a PNG path; when it lies in ``out_dir`` it is written as part of the set."""
@@ -164,8 +207,8 @@ def write_yaw_reports(report: YawReport, out_dir: Path, plot: Path | None = None
         written = [
             write_parquet(stage / YAW_SUMMARY_FILE, report.tables.summary, {**report.metadata, "report": "summary"}),
             write_parquet(stage / YAW_HIST_FILE, report.tables.hist, {**report.metadata, "report": "hist"}),
-            write_parquet(stage / PREDICTIONS_FILE, report.tables.predictions,
-                          {**report.metadata, "report": "predictions"}),
+            write_predictions(stage / PREDICTIONS_FILE, report.tables.columns,
+                              {**report.metadata, "report": "predictions"}),
         ]
         if report.tables.nms_sweep is not None:
             written.append(write_parquet(stage / NMS_SWEEP_FILE, report.tables.nms_sweep,
