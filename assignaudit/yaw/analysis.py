@@ -114,11 +114,17 @@ class YawOptions:
 
 @dataclass(frozen=True)
 class YawTables:
-    predictions: pd.DataFrame  # schema.PREDICTIONS_COLUMNS (+ band)
+    columns: "PredictionColumns"  # the per-prediction outcomes (`predictions` builds the table from them)
     summary: pd.DataFrame  # schema.YAW_SUMMARY_COLUMNS
     hist: pd.DataFrame  # schema.YAW_HIST_COLUMNS
     nms_sweep: pd.DataFrame | None  # schema.NMS_SWEEP_COLUMNS, when a sweep was asked
     aoe_nusc: dict[str, float]  # class -> nuScenes AOE (radians)
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """schema.PREDICTIONS_COLUMNS (+ band), rows by input position; built on each access (val scale: 3 M rows;
+        the report writer streams `columns` instead)."""
+        return self.columns.frame()
 
 
 class _Matcher:
@@ -160,16 +166,97 @@ class _Matcher:
         return best_candidate(self.pos.size, *self.cand)
 
 
-def analyse(data: EvalData, options: YawOptions) -> YawTables:
-    """Run the whole analysis on ``data`` (see the module docstring). Pure: inputs are not modified."""
+ANALYSIS_BLOCK_BOXES = 262_144
+"""Matching, duplicates and NMS run on blocks of whole samples holding about this many predictions (a sample is
+never split): their pairs and intermediates exist for one block at a time. Every step is local to a sample, so the
+per-prediction outcomes, and hence every table, equal the one-block run's (tests/test_yaw_blocked.py)."""
+
+
+def _sample_blocks(sample: np.ndarray, n_samples: int, block_boxes: int) -> list[tuple[int, int]]:
+    """Consecutive sample-id ranges ``[s0, s1)`` holding about ``block_boxes`` predictions each."""
+    if n_samples == 0:
+        return [(0, 0)]
+    per = np.bincount(sample, minlength=n_samples)
+    cum = np.cumsum(per)
+    bounds = [0]
+    while bounds[-1] < n_samples:
+        done = int(cum[bounds[-1] - 1]) if bounds[-1] else 0
+        nxt = int(np.searchsorted(cum, done + max(int(block_boxes), 1), side="right"))
+        bounds.append(min(max(nxt, bounds[-1] + 1), n_samples))
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _rows_of_samples(sample: np.ndarray, by_sample: np.ndarray | None, cum: np.ndarray, s0: int, s1: int) -> np.ndarray:
+    """Rows (ascending) whose sample id is in ``[s0, s1)``; ``by_sample``: stable argsort of ``sample`` (None: the
+    ids are already non-decreasing, rows are a range)."""
+    a, b = int(cum[s0]), int(cum[s1])
+    if by_sample is None:
+        return np.arange(a, b, dtype=np.int64)
+    return np.sort(by_sample[a:b])
+
+
+def _subset(data: EvalData, prow: np.ndarray, grow: np.ndarray, s0: int) -> EvalData:
+    """The predictions ``prow`` and GT ``grow`` (rows ascending, samples ``>= s0``) as their own `EvalData`, sample
+    ids shifted by ``-s0`` (order-preserving: every per-sample step sees the same boxes in the same order)."""
+    p, g = data.preds, data.gt
+    preds = EvalPreds(sample=p.sample[prow] - s0, class_id=p.class_id[prow], score=p.score[prow],
+                      index=p.index[prow], boxes_lidar=p.boxes_lidar[prow], xy_eval=p.xy_eval[prow],
+                      yaw_eval=p.yaw_eval[prow])
+    gt = EvalGT(sample=g.sample[grow] - s0, class_id=g.class_id[grow], boxes_lidar=g.boxes_lidar[grow],
+                xy_eval=g.xy_eval[grow], yaw_eval=g.yaw_eval[grow], ann_token=g.ann_token[grow])
+    return EvalData(sample_tokens=data.sample_tokens, classes=data.classes, gt=gt, preds=preds,
+                    eval_frame=data.eval_frame, dropped=data.dropped)
+
+
+def analyse(data: EvalData, options: YawOptions, *, block_boxes: int | None = None) -> YawTables:
+    """Run the whole analysis on ``data`` (see the module docstring). Pure: inputs are not modified.
+
+    ``block_boxes``: predictions per block of whole samples (default `ANALYSIS_BLOCK_BOXES`); the result does not
+    depend on it.
+    """
     p, g = data.preds, data.gt
     n_pred, n_gt, n_cls = len(p.score), len(g.sample), len(data.classes)
     order = devkit_order(p.score, p.index)
-    matcher = _Matcher(data, options.match, options.threshold, order)
-    pos = matcher.pos
+    block_boxes = ANALYSIS_BLOCK_BOXES if block_boxes is None else int(block_boxes)
+    n_samples = int(max(p.sample.max(initial=-1), g.sample.max(initial=-1))) + 1
 
-    # ---- matching and residuals (all predictions as given) ------------------------------------------------------
-    match = matcher.match()
+    match = np.full(n_pred, -1, dtype=np.int64)
+    is_dup_gt = np.zeros(n_pred, dtype=bool)
+    is_dup = np.zeros(n_pred, dtype=bool)
+    kept = np.zeros(n_pred, dtype=bool)
+    is_dup_post = np.zeros(n_pred, dtype=bool)
+    gt_matched_after = np.zeros(n_gt, dtype=bool)
+    reuse_tp = options.match == "center" and options.threshold == NUSC_TP_DIST_M
+    match_tp = match if reuse_tp else np.full(n_pred, -1, dtype=np.int64)
+    sweep_acc = {t: _SweepCounts(n_cls) for t in options.nms_sweep}
+
+    def arranged(sample):
+        sorted_ = bool(sample.size == 0 or np.all(sample[1:] >= sample[:-1]))
+        by = None if sorted_ else np.argsort(sample, kind="stable")
+        cum = np.r_[0, np.cumsum(np.bincount(sample, minlength=n_samples))]
+        return by, cum
+
+    p_by, p_cum = arranged(p.sample)
+    g_by, g_cum = arranged(g.sample)
+    for s0, s1 in _sample_blocks(p.sample, n_samples, block_boxes):
+        prow = _rows_of_samples(p.sample, p_by, p_cum, s0, s1)
+        grow = _rows_of_samples(g.sample, g_by, g_cum, s0, s1)
+        d = _subset(data, prow, grow, s0)
+        b = _analyse_block(d, options, reuse_tp, sweep_acc)
+        m = b["match"]
+        match[prow] = np.where(m >= 0, grow[np.maximum(m, 0)] if grow.size else -1, -1)
+        if not reuse_tp:
+            mt = b["match_tp"]
+            match_tp[prow] = np.where(mt >= 0, grow[np.maximum(mt, 0)] if grow.size else -1, -1)
+        is_dup_gt[prow] = b["is_dup_gt"]
+        is_dup[prow] = b["is_dup"]
+        kept[prow] = b["kept"]
+        is_dup_post[prow] = b["is_dup_post"]
+        gt_matched_after[grow] = b["gt_matched_after"]
+        del d, b, prow, grow, m
+    del p_by, g_by
+
+    # ---- residuals (all predictions as given) -------------------------------------------------------------------
     matched = match >= 0
     center_dist = np.full(n_pred, np.nan)
     center_dist[matched] = bev_distance(p.xy_eval[matched], g.xy_eval[match[matched]])
@@ -180,17 +267,7 @@ def analyse(data: EvalData, options: YawOptions) -> YawTables:
     flip[matched] = is_flip(residual[matched], options.flip_deg)
     swap[matched] = is_swap_90(residual[matched], options.swap_tol_deg)
 
-    # GT view of duplicates: the prediction's preferred GT went to an earlier prediction.
-    best = matcher.best()
-    gt_taker = np.full(n_gt, -1, dtype=np.int64)
-    gt_taker[match[matched]] = np.flatnonzero(matched)
-    is_dup_gt = (best >= 0) & (gt_taker[np.maximum(best, 0)] != np.arange(n_pred))
-
     # ---- nuScenes AOE: always the devkit's TP matching (centre, 2 m) over all predictions ----------------------
-    if options.match == "center" and options.threshold == NUSC_TP_DIST_M:
-        match_tp = match
-    else:
-        match_tp, _ = match_center(p.xy_eval, matcher.pgroup, order, g.xy_eval, matcher.ggroup, NUSC_TP_DIST_M)
     aoe = {}
     gt_per_class = np.bincount(g.class_id, minlength=n_cls)
     for c, name in enumerate(data.classes):
@@ -198,69 +275,151 @@ def analyse(data: EvalData, options: YawOptions) -> YawTables:
         tp = match_tp[sel] >= 0
         err = np.abs(devkit_angle_diff(g.yaw_eval[match_tp[sel][tp]], p.yaw_eval[sel][tp], aoe_period(name)))
         aoe[name] = nuscenes_aoe(name, int(gt_per_class[c]), p.score[sel], tp, err)
+        del sel, tp, err
+    del order, match_tp
 
-    # ---- duplicates and NMS ---------------------------------------------------------------------------------------
-    def dups_among(subset: np.ndarray) -> np.ndarray:
-        rows = np.flatnonzero(subset)
-        out = np.zeros(n_pred, dtype=bool)
-        out[rows] = duplicate_flags(p.boxes_lidar[rows], matcher.pgroup[rows], p.sample[rows], pos[rows],
-                                    options.dup_dist_m, options.dup_iou)
-        return out
-
-    everything = np.ones(n_pred, dtype=bool)
-    is_dup = dups_among(everything)
-    kept = apply_nms(p.boxes_lidar, p.score, p.sample, p.class_id, order, options.nms)
-    is_dup_post = dups_among(kept)
     gt_matched_before = np.zeros(n_gt, dtype=bool)
     gt_matched_before[match[matched]] = True
-    match_after = matcher.match(kept)
-    gt_matched_after = np.zeros(n_gt, dtype=bool)
-    gt_matched_after[match_after[match_after >= 0]] = True
     tp_lost = gt_matched_before & ~gt_matched_after
 
     # ---- tables ---------------------------------------------------------------------------------------------------
     bands = options.bands
     pred_band = bands.index(np.hypot(p.boxes_lidar[:, 0], p.boxes_lidar[:, 1]))
     gt_band = bands.index(np.hypot(g.boxes_lidar[:, 0], g.boxes_lidar[:, 1]))
-    matched_gt_band = np.full(n_pred, -1, dtype=np.int64)
-    matched_gt_band[matched] = gt_band[match[matched]]
 
-    predictions = _predictions_table(data, match, center_dist, residual, flip, is_dup, is_dup_gt, kept,
-                                     bands.names, pred_band)
     summary = _summary_table(data, options, pred_band, gt_band, matched, match, residual, flip, swap, aoe,
                              is_dup, is_dup_gt, kept, is_dup_post, tp_lost)
     hist = _hist_table(data, options, matched, match, residual, gt_band)
     sweep = None
     if options.nms_sweep:
-        sweep = _sweep_table(data, options, order, matcher, gt_matched_before, is_dup, dups_among)
-    return YawTables(predictions=predictions, summary=summary, hist=hist, nms_sweep=sweep, aoe_nusc=aoe)
+        sweep = _sweep_table(data, options, gt_matched_before, is_dup, sweep_acc)
+    del swap, tp_lost, gt_matched_before, is_dup_post, gt_matched_after
+    columns = PredictionColumns(data, match, center_dist, residual, flip, is_dup, is_dup_gt, kept,
+                                tuple(bands.names), pred_band.astype(np.int8 if len(bands) < 127 else np.int64))
+    return YawTables(columns=columns, summary=summary, hist=hist, nms_sweep=sweep, aoe_nusc=aoe)
 
 
-def _predictions_table(data, match, center_dist, residual, flip, is_dup, is_dup_gt, kept, band_names,
-                       pred_band) -> pd.DataFrame:
-    p, g = data.preds, data.gt
-    tokens = np.array(data.sample_tokens, dtype=object)
-    classes = np.array(data.classes, dtype=object)
-    ann = np.full(len(match), None, dtype=object)
-    m = match >= 0
-    ann[m] = g.ann_token[match[m]]
-    cols = {
-        "sample_token": tokens[p.sample] if len(tokens) else np.empty(0, object),
-        "index": p.index.astype(np.int64),
-        "class": classes[p.class_id] if len(classes) else np.empty(0, object),
-        "score": p.score,
-        **{k: p.boxes_lidar[:, j] for j, k in enumerate(("x", "y", "z", "dx", "dy", "dz", "yaw"))},
-        "matched_ann_token": ann,
-        "center_dist": center_dist,
-        "yaw_residual": residual,
-        "is_flip": flip,
-        "is_duplicate": is_dup,
-        "kept_by_nms": kept,
-        "is_duplicate_gt": is_dup_gt,
-        "band": np.array(band_names, dtype=object)[pred_band] if len(pred_band) else np.empty(0, object),
-    }
-    df = pd.DataFrame(cols, columns=list(PREDICTIONS_COLUMNS) + list(PREDICTIONS_EXTRA_COLUMNS))
-    return df.sort_values("index", kind="stable").reset_index(drop=True)
+class _SweepCounts:
+    """Per-class integer counts of one sweep threshold, summed over blocks."""
+
+    def __init__(self, n_cls: int) -> None:
+        self.kept = np.zeros(n_cls, dtype=np.int64)
+        self.dup_left = np.zeros(n_cls, dtype=np.int64)
+        self.tp_after = np.zeros(n_cls, dtype=np.int64)
+        self.lost = np.zeros(n_cls, dtype=np.int64)
+
+
+def _analyse_block(d: EvalData, options: YawOptions, reuse_tp: bool, sweep_acc: dict) -> dict:
+    """Matching, GT-view duplicates, duplicates and NMS (and the sweep's counts) of one block of whole samples."""
+    p, g = d.preds, d.gt
+    n_pred, n_gt, n_cls = len(p.score), len(g.sample), len(d.classes)
+    order = devkit_order(p.score, p.index)
+    matcher = _Matcher(d, options.match, options.threshold, order)
+    pos = matcher.pos
+    match = matcher.match()
+    matched = match >= 0
+
+    # GT view of duplicates: the prediction's preferred GT went to an earlier prediction.
+    best = matcher.best()
+    gt_taker = np.full(n_gt, -1, dtype=np.int64)
+    gt_taker[match[matched]] = np.flatnonzero(matched)
+    is_dup_gt = (best >= 0) & (gt_taker[np.maximum(best, 0)] != np.arange(n_pred))
+    del best, gt_taker
+    out = {"match": match, "is_dup_gt": is_dup_gt}
+    if not reuse_tp:
+        out["match_tp"], _ = match_center(p.xy_eval, matcher.pgroup, order, g.xy_eval, matcher.ggroup, NUSC_TP_DIST_M)
+
+    def dups_among(subset: np.ndarray) -> np.ndarray:
+        rows = np.flatnonzero(subset)
+        res = np.zeros(n_pred, dtype=bool)
+        res[rows] = duplicate_flags(p.boxes_lidar[rows], matcher.pgroup[rows], p.sample[rows], pos[rows],
+                                    options.dup_dist_m, options.dup_iou)
+        return res
+
+    out["is_dup"] = dups_among(np.ones(n_pred, dtype=bool))
+    kept = apply_nms(p.boxes_lidar, p.score, p.sample, p.class_id, order, options.nms)
+    out["kept"] = kept
+    out["is_dup_post"] = dups_among(kept)
+    match_after = matcher.match(kept)
+    gt_after = np.zeros(n_gt, dtype=bool)
+    gt_after[match_after[match_after >= 0]] = True
+    out["gt_matched_after"] = gt_after
+    if sweep_acc:
+        gt_before = np.zeros(n_gt, dtype=bool)
+        gt_before[match[matched]] = True
+        for t, acc in sweep_acc.items():
+            k = apply_nms(p.boxes_lidar, p.score, p.sample, p.class_id, order, options.nms.with_threshold(t))
+            dup_left = dups_among(k) & k
+            m_after = matcher.match(k)
+            ga = np.zeros(n_gt, dtype=bool)
+            ga[m_after[m_after >= 0]] = True
+            acc.kept += np.bincount(p.class_id[k], minlength=n_cls)
+            acc.dup_left += np.bincount(p.class_id[dup_left], minlength=n_cls)
+            acc.tp_after += np.bincount(g.class_id[ga], minlength=n_cls)
+            acc.lost += np.bincount(g.class_id[gt_before & ~ga], minlength=n_cls)
+    return out
+
+
+class PredictionColumns:
+    """The per-prediction outcomes behind ``predictions.parquet``: compact arrays, turned into the table on demand
+    (`frame`) or streamed to Parquet in row groups (`arrow_batches`); rows sorted by input position."""
+
+    def __init__(self, data, match, center_dist, residual, flip, is_dup, is_dup_gt, kept, band_names, pred_band):
+        self.data = data
+        self.match, self.center_dist, self.residual, self.flip = match, center_dist, residual, flip
+        self.is_dup, self.is_dup_gt, self.kept = is_dup, is_dup_gt, kept
+        self.band_names, self.pred_band = band_names, pred_band
+        idx = data.preds.index
+        ordered = idx.size == 0 or bool(np.all(idx[1:] >= idx[:-1]))
+        self._perm = None if ordered else np.argsort(idx, kind="stable")
+
+    def __len__(self) -> int:
+        return len(self.match)
+
+    def _columns(self, rows) -> dict:
+        p, g = self.data.preds, self.data.gt
+        tokens = np.array(self.data.sample_tokens, dtype=object)
+        classes = np.array(self.data.classes, dtype=object)
+        match = self.match[rows]
+        ann = np.full(len(match), None, dtype=object)
+        m = match >= 0
+        ann[m] = g.ann_token[match[m]]
+        boxes = p.boxes_lidar[rows]
+        band = self.pred_band[rows]
+        return {
+            "sample_token": tokens[p.sample[rows]] if len(tokens) else np.empty(0, object),
+            "index": p.index[rows].astype(np.int64),
+            "class": classes[p.class_id[rows]] if len(classes) else np.empty(0, object),
+            "score": p.score[rows],
+            **{k: boxes[:, j] for j, k in enumerate(("x", "y", "z", "dx", "dy", "dz", "yaw"))},
+            "matched_ann_token": ann,
+            "center_dist": self.center_dist[rows],
+            "yaw_residual": self.residual[rows],
+            "is_flip": self.flip[rows],
+            "is_duplicate": self.is_dup[rows],
+            "kept_by_nms": self.kept[rows],
+            "is_duplicate_gt": self.is_dup_gt[rows],
+            "band": np.array(self.band_names, dtype=object)[band] if len(band) else np.empty(0, object),
+        }
+
+    def frame(self) -> pd.DataFrame:
+        """The whole table as a DataFrame (schema.PREDICTIONS_COLUMNS + band)."""
+        rows = np.arange(len(self)) if self._perm is None else self._perm
+        df = pd.DataFrame(self._columns(rows), columns=list(PREDICTIONS_COLUMNS) + list(PREDICTIONS_EXTRA_COLUMNS))
+        return df
+
+    def arrow_batches(self, schema, rows_per_batch: int):
+        """`pyarrow.Table` slices of the table (``schema``: the table's Arrow schema), ``rows_per_batch`` rows each."""
+        import pyarrow as pa
+
+        n = len(self)
+        for a in range(0, n, rows_per_batch):
+            b = min(a + rows_per_batch, n)
+            rows = np.arange(a, b) if self._perm is None else self._perm[a:b]
+            cols = self._columns(rows)
+            yield pa.Table.from_arrays([pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema],
+                                       schema=schema)
+            del cols
 
 
 def _per_class_band(n_cls: int, n_bands: int, cls: np.ndarray, band: np.ndarray,
@@ -351,7 +510,7 @@ def _hist_table(data, options, matched, match, residual, gt_band) -> pd.DataFram
     }, columns=list(YAW_HIST_COLUMNS))
 
 
-def _sweep_table(data, options, order, matcher, gt_matched_before, is_dup, dups_among) -> pd.DataFrame:
+def _sweep_table(data, options, gt_matched_before, is_dup, sweep_acc) -> pd.DataFrame:
     p, g = data.preds, data.gt
     n_cls = len(data.classes)
     tp_before = np.bincount(g.class_id, weights=gt_matched_before, minlength=n_cls)
@@ -360,15 +519,8 @@ def _sweep_table(data, options, order, matcher, gt_matched_before, is_dup, dups_
     rows = []
     for t in options.nms_sweep:
         settings = options.nms.with_threshold(t)
-        kept = apply_nms(p.boxes_lidar, p.score, p.sample, p.class_id, order, settings)
-        dup_left = dups_among(kept) & kept
-        m_after = matcher.match(kept)
-        gt_after = np.zeros(len(g.sample), dtype=bool)
-        gt_after[m_after[m_after >= 0]] = True
-        tp_after = np.bincount(g.class_id, weights=gt_after, minlength=n_cls)
-        lost = np.bincount(g.class_id, weights=gt_matched_before & ~gt_after, minlength=n_cls)
-        n_kept = np.bincount(p.class_id, weights=kept, minlength=n_cls)
-        n_dup_left = np.bincount(p.class_id, weights=dup_left, minlength=n_cls)
+        acc = sweep_acc[t]
+        n_kept, n_dup_left, tp_after, lost = acc.kept, acc.dup_left, acc.tp_after, acc.lost
         for c, name in enumerate(data.classes):
             rows.append({
                 "class": name, "nms_type": settings.nms_type, "nms_value": float(t),

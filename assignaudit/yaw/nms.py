@@ -250,7 +250,9 @@ def _block_keep(boxes: np.ndarray, s_id: np.ndarray, group: np.ndarray, settings
         hw = 0.5 * math.sqrt(settings.circle_radius_sq) * (1 + 1e-4) + 1e-4
         xyxy = torch.cat((b[:, :2] - hw, b[:, :2] + hw), dim=1)
     stride = float(xyxy[:, 2].max() - xyxy[:, 0].min()) + 16.0
-    shift = torch.as_tensor(s_id - s_id[0], dtype=xyxy.dtype) * stride
+    # Each NMS group (sample, or sample x class) on its own stretch of x: only same-group pairs are enumerated.
+    g_local = np.unique(group, return_inverse=True)[1].reshape(-1)
+    shift = torch.as_tensor(g_local, dtype=xyxy.dtype) * stride
     xyxy[:, 0] += shift
     xyxy[:, 2] += shift
     ia, ib = aabb_overlap_pairs(xyxy, xyxy, ordered=False)

@@ -111,7 +111,8 @@ def build_eval_data(frames: Sequence[Frame], preds: PredictionSet, *, nusc=None,
     boxes_lidar = np.empty((n, 9))
     xy_eval = np.empty((n, 2))
     yaw_eval = np.empty(n)
-    translation_global = np.full((n, 3), np.nan)
+    # Global centres: needed whole only by the devkit filters; otherwise their x, y go straight to ``xy_eval``.
+    translation_global = np.full((n, 3), np.nan) if nusc_filters else None
     sub_sample = p_sample[rows]
     by_sample = np.argsort(sub_sample, kind="stable")
     cuts = np.flatnonzero(np.diff(sub_sample[by_sample])) + 1
@@ -122,17 +123,26 @@ def build_eval_data(frames: Sequence[Frame], preds: PredictionSet, *, nusc=None,
             boxes_lidar[grp] = nuscenes_global_to_canonical(
                 preds.translation_global[r], preds.size_wlh[r], preds.rotation_wxyz[r], preds.velocity_global[r],
                 _invert_se3(f.global_SE3_lidar))
-            translation_global[grp] = preds.translation_global[r]
+            if nusc_filters:
+                translation_global[grp] = preds.translation_global[r]
+            else:
+                xy_eval[grp] = preds.translation_global[r, :2]
             yaw_eval[grp] = quaternion_yaw(preds.rotation_wxyz[r])
         else:
             boxes_lidar[grp] = preds.boxes_lidar[r]
             if has_poses:
                 glob = canonical_to_nuscenes_global(preds.boxes_lidar[r], f.global_SE3_lidar)
-                translation_global[grp] = glob["translation"]
+                if nusc_filters:
+                    translation_global[grp] = glob["translation"]
+                else:
+                    xy_eval[grp] = glob["translation"][:, :2]
                 yaw_eval[grp] = quaternion_yaw(glob["rotation_wxyz"])
             else:
                 yaw_eval[grp] = preds.boxes_lidar[r, 6]
-    xy_eval[:] = translation_global[:, :2] if has_poses else boxes_lidar[:, :2]
+    if not has_poses:
+        xy_eval[:] = boxes_lidar[:, :2]
+    elif nusc_filters:
+        xy_eval[:] = translation_global[:, :2]
     p_cls = np.fromiter((cls2id.get(c, -1) for c in preds.detection_class[rows]), dtype=np.int64, count=n)
     if (p_cls < 0).any():  # a table prediction of a class the nuScenes GT cannot have
         bad = rows[int(np.argmin(p_cls >= 0))]
