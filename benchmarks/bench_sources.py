@@ -20,7 +20,6 @@ Timings on a shared 2-core machine are noisy; compare the ratios, not the absolu
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -30,27 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's assignaudit, not an installed one
 
 
-def _generator(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "fixtures" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _measure(open_fn, repeat: int) -> tuple[float, float, int, int]:
-    best_open = best_iter = float("inf")
-    n_frames = n_boxes = 0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        src = open_fn()
-        t1 = time.perf_counter()
-        n_frames = n_boxes = 0
-        for f in src.frames():
-            n_frames += 1
-            n_boxes += len(f)
-        t2 = time.perf_counter()
-        best_open, best_iter = min(best_open, t1 - t0), min(best_iter, t2 - t1)
-    return best_open, best_iter, n_frames, n_boxes
+from _source_timing import generator as _generator, measure as _measure  # noqa: E402
 
 
 def main() -> None:

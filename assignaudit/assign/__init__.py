@@ -6,7 +6,7 @@ AxisAligned, mmdet MaxIoU class-agnostic / per size / per class, OpenPCDet ATSS 
 recipes and `assignaudit.assign.assigner` for the exact rules.
 """
 
-import importlib
+from assignaudit._lazy import lazy_getattr
 
 # Lazy (PEP 562): `assignaudit.assign.params` is imported by the config loaders, which must not pull in torch
 # (`config show` stays fast); the torch modules load on first use of a name below.
@@ -19,10 +19,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _EXPORTS)

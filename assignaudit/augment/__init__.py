@@ -2,7 +2,7 @@
 scaling, translation, gt_sampling) and mmdetection3d 1.x's (GlobalRotScaleTrans, RandomFlip3D, ObjectSample,
 use_valid_flag). See `assignaudit.augment.replay` for the pipeline orders and the seeding."""
 
-import importlib
+from assignaudit._lazy import lazy_getattr
 
 # Lazy (PEP 562): `assignaudit.augment.params` is imported by the config loaders, which must not pull in torch.
 _EXPORTS = {
@@ -15,10 +15,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _EXPORTS)

@@ -924,24 +924,23 @@ def _rcnn_post(chk: Checker, test_cfg: Mapping, path: str) -> PostProcessing:
     """Two-stage PartA2 / PV-RCNN: the final boxes come from the ROI head's ``multi_class_nms`` (``test_cfg.rcnn``:
     per class, score >= score_thr, rotated or axis-aligned NMS, no cap). The RPN's ``test_cfg.rpn`` only makes
     proposals."""
-    d = PostProcessing()
-    rotate = chk.boolean(test_cfg.get("use_rotate_nms", True), join(path, "use_rotate_nms"))
-    return PostProcessing(
-        score_thresh=chk.fraction(test_cfg.get("score_thr", d.score_thresh), join(path, "score_thr")),
-        multi_classes_nms=True,
-        nms_type="nms_gpu" if rotate else "nms_normal_gpu",
-        nms_thresh=chk.fraction(test_cfg.get("nms_thr", d.nms_thresh), join(path, "nms_thr")),
-        nms_pre_maxsize=None,
-        nms_post_maxsize=None,
-    )
+    return _multiclass_nms_post(chk, test_cfg, path, caps=False)
 
 
 def _anchor_post(chk: Checker, test_cfg: Mapping, path: str) -> PostProcessing:
     """``box3d_multiclass_nms`` (spec §10.2): per-class NMS, score > score_thr, global cap ``max_num``."""
+    return _multiclass_nms_post(chk, test_cfg, path, caps=True)
+
+
+def _multiclass_nms_post(chk: Checker, test_cfg: Mapping, path: str, *, caps: bool) -> PostProcessing:
+    """Per-class NMS from ``score_thr`` / ``use_rotate_nms`` / ``nms_thr``; with ``caps``, ``nms_pre`` and the
+    all-class ``max_num`` too (the ROI head's ``multi_class_nms`` has neither)."""
     d = PostProcessing()
 
     def opt_int(key: str) -> int | None:
-        return chk.integer(test_cfg[key], join(path, key), minimum=1) if test_cfg.get(key) is not None else None
+        if not caps or test_cfg.get(key) is None:
+            return None
+        return chk.integer(test_cfg[key], join(path, key), minimum=1)
 
     rotate = chk.boolean(test_cfg.get("use_rotate_nms", True), join(path, "use_rotate_nms"))
     return PostProcessing(

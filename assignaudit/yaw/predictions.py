@@ -34,6 +34,7 @@ import numpy as np
 
 from assignaudit.conventions import BOX_DIM
 from assignaudit.errors import DataError
+from assignaudit.report_set import sha256_file as file_sha256  # noqa: F401  (re-exported: one file hash)
 
 SUBMISSION_KEYS: Final = (
     "sample_token", "translation", "size", "rotation", "velocity", "detection_name", "detection_score",
@@ -76,12 +77,6 @@ class PredictionSet:
         return int(self.score.shape[0])
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_predictions(path: Path, known_classes: frozenset[str] | None = None) -> PredictionSet:
