@@ -451,3 +451,18 @@ def verify_folder(folder: Path, names: tuple[str, ...] | None = None) -> None:
         if not (Path(folder) / name).is_file():
             raise ReportError(f"report set {folder} is incomplete: {name} is listed in {MANIFEST} but missing; rerun "
                               "the report")
+
+
+def content_bytes(out: Path) -> dict[str, bytes]:
+    """Every file of a report folder as bytes, the manifest without the fields that name the run (``run_id``,
+    ``created_utc``, which differ between any two runs by design): equal for two runs that wrote the same reports
+    (``--workers 1`` vs N, cached vs not)."""
+    files = {p.name: p.read_bytes() for p in sorted(Path(out).iterdir()) if p.is_file()}
+    if MANIFEST in files:
+        doc = json.loads(files[MANIFEST])
+        doc.pop("run_id", None)
+        doc.pop("created_utc", None)
+        for entry in doc.get("files", {}).values():
+            entry.pop("run_id", None)
+        files[MANIFEST] = json.dumps(doc, indent=2, sort_keys=True).encode()
+    return files
